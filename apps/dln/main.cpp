@@ -1,0 +1,177 @@
+// The dln command line: parses arguments and calls the run layer. Exit status 0 on success,
+// 2 for bad input or a bad invocation, 1 for a failure while running.
+#include <fmt/format.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include "dln/data/dataset.hpp"
+#include "dln/error.hpp"
+#include "dln/init/init.hpp"
+#include "dln/loss/lp.hpp"
+#include "dln/optim/optimizer.hpp"
+#include "dln/probe/probe.hpp"
+#include "dln/run/config.hpp"
+#include "dln/run/experiment.hpp"
+#include "dln/version.hpp"
+
+extern char** environ;
+
+namespace {
+namespace fs = std::filesystem;
+
+std::string default_out(const std::string& name) {
+  return (fs::path("runs") / name).string();
+}
+
+void print_registry(const dln::Registry& registry) {
+  std::size_t width = 0;
+  for (const auto& e : registry) width = std::max(width, e.name.size());
+  for (const auto& e : registry) fmt::print("{:<{}}  {}\n", e.name, width, e.description);
+}
+
+int list(const std::string& what) {
+  if (what == "metrics") {
+    print_registry(dln::probe_registry());
+  } else if (what == "losses") {
+    print_registry(dln::loss_registry());
+  } else if (what == "inits") {
+    print_registry(dln::init_registry());
+  } else if (what == "optimizers") {
+    print_registry(dln::optimizer_registry());
+  } else if (what == "datasets") {
+    print_registry(dln::dataset_registry());
+  } else if (what == "config") {
+    for (const auto& k : dln::config_schema())
+      fmt::print("{}\t{}\t{}\t{}\t{}\n", k.key, dln::key_type_name(k.type),
+                 k.default_text.empty() ? "(required)" : k.default_text, k.when, k.doc);
+  }
+  return 0;
+}
+
+// Runs the plotting module with Debian's Python: python3 -m dln_plot DIR.
+int plot(const std::string& dir) {
+  if (!fs::exists(fs::path(dir) / "metrics.csv") && !fs::exists(fs::path(dir) / "runs.csv"))
+    throw dln::InputError(dir, 0, "",
+                          "is not a run or sweep directory (no metrics.csv or runs.csv)");
+  const char* env_dir = std::getenv("DLN_PYTHON_DIR");
+  const std::string python_dir = env_dir ? env_dir : DLN_PYTHON_DIR;
+  const char* env_python = std::getenv("DLN_PYTHON");
+  const std::string python = env_python                       ? env_python
+                             : fs::exists("/usr/bin/python3") ? "/usr/bin/python3"
+                                                              : "python3";
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e; ++e)
+    if (!std::string_view(*e).starts_with("PYTHONPATH=")) env_strings.emplace_back(*e);
+  env_strings.push_back("PYTHONPATH=" + python_dir);
+  env_strings.push_back("MPLBACKEND=Agg");
+  std::vector<char*> envp;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> args = {python, "-m", "dln_plot", dir};
+  std::vector<char*> argv;
+  for (auto& s : args) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  pid_t pid;
+  if (posix_spawnp(&pid, python.c_str(), nullptr, nullptr, argv.data(), envp.data()) != 0)
+    throw std::runtime_error("cannot start " + python);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"dln: training dynamics of deep linear networks"};
+  app.require_subcommand(0, 1);
+  bool version = false;
+  app.add_flag("--version", version, "Print the version and exit");
+
+  std::string config_path, out_dir;
+  std::vector<std::string> overrides;
+  bool force = false;
+  int jobs = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+
+  auto* run = app.add_subcommand("run", "Run one experiment into a run directory");
+  run->add_option("config", config_path, "Experiment config (TOML)")->required();
+  run->add_option("--out", out_dir, "Run directory (default runs/<name>)");
+  run->add_option("--set", overrides, "Override a config key: key=value (repeatable)");
+  run->add_flag("--force", force, "Overwrite an existing run directory");
+
+  auto* sweep = app.add_subcommand("sweep", "Run the cartesian product of a config's [sweep]");
+  sweep->add_option("config", config_path, "Experiment config (TOML) with a [sweep] table")
+      ->required();
+  sweep->add_option("--out", out_dir, "Sweep directory (default runs/<name>)");
+  sweep->add_option("--set", overrides, "Override a config key: key=value (repeatable)");
+  sweep->add_option("--jobs", jobs, "Runs in parallel (threads)")->check(CLI::PositiveNumber);
+  sweep->add_flag("--force", force, "Overwrite an existing sweep directory");
+
+  std::string plot_dir;
+  auto* plot_cmd = app.add_subcommand("plot", "Draw the figures of a run or sweep directory");
+  plot_cmd->add_option("dir", plot_dir, "Run or sweep directory")->required();
+
+  std::string what;
+  auto* list_cmd = app.add_subcommand("list", "List what exists, one line each");
+  list_cmd->add_option("what", what, "metrics | losses | inits | optimizers | datasets | config")
+      ->required()
+      ->check(CLI::IsMember({"metrics", "losses", "inits", "optimizers", "datasets", "config"}));
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+
+  try {
+    if (version) {
+      fmt::print("dln {}\n", dln::kVersion);
+      return 0;
+    }
+    if (*run) {
+      const auto config = dln::load_config(config_path, overrides);
+      if (!config.sweep.empty())
+        fmt::print(stderr,
+                   "warning: {}: the [sweep] table is ignored by 'dln run' (use 'dln sweep')\n",
+                   config_path);
+      const auto spec = dln::resolve(config);
+      const std::string dir = out_dir.empty() ? default_out(spec.name) : out_dir;
+      dln::check_output_dir(dir, force);
+      auto prepared = dln::prepare(spec);
+      const auto result = dln::run_atomically(prepared, dir, force);
+      fmt::print("dln: {} {} after {} steps: final loss {:.6g}, {:.4g} steps/s\n", spec.name,
+                 dln::status_name(result.status), result.steps, result.final_loss,
+                 result.seconds > 0 ? result.steps / result.seconds : 0.0);
+      fmt::print("dln: wrote {}\n", dir);
+      return 0;
+    }
+    if (*sweep) {
+      const auto config = dln::load_config(config_path, overrides);
+      const std::string name = dln::resolve(config).name;
+      const std::string dir = out_dir.empty() ? default_out(name) : out_dir;
+      const auto outcome = dln::run_sweep(config, dir, jobs, force);
+      std::string statuses;
+      for (const auto& [s, n] : outcome.statuses) statuses += fmt::format(", {} {}", n, s);
+      fmt::print("dln: swept {} runs in {:.3g} s{}\n", outcome.runs, outcome.seconds, statuses);
+      fmt::print("dln: wrote {}\n", dir);
+      return 0;
+    }
+    if (*plot_cmd) return plot(plot_dir);
+    if (*list_cmd) return list(what);
+    std::cout << app.help();
+    return 0;
+  } catch (const dln::InputError& e) {
+    fmt::print(stderr, "dln: error: {}\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "dln: failure: {}\n", e.what());
+    return 1;
+  }
+}

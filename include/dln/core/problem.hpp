@@ -1,0 +1,52 @@
+// A training problem: data and loss, with what can be computed once before training. For the
+// l2 loss this includes the sufficient statistics, so that a step costs nothing in n
+// (docs/theory.md#sufficient-statistics).
+#pragma once
+
+#include <Eigen/Core>
+#include <memory>
+
+#include "dln/data/dataset.hpp"
+#include "dln/loss/lp.hpp"
+
+namespace dln {
+
+enum class GradientPath {
+  kAuto,   // stats for l2, data otherwise
+  kStats,  // l2 only: Sigma_xx, Sigma_yx; a step costs O(k d^2), independent of n
+  kData,   // through the residual: the data are touched twice per step, O(n d k)
+};
+
+class Problem {
+ public:
+  Problem(std::shared_ptr<const Dataset> data, LpLoss loss,
+          GradientPath path = GradientPath::kAuto);
+
+  const Dataset& data() const { return *data_; }
+  const LpLoss& loss() const { return loss_; }
+  bool uses_stats() const { return stats_; }
+  Eigen::Index dim() const { return data_->dim(); }
+  Eigen::Index targets() const { return data_->targets(); }
+  Eigen::Index samples() const { return data_->samples(); }
+
+  // l2 only: the minimum-norm least-squares end-to-end matrix W_* = argmin ||W X - Y||_F.
+  bool has_optimum() const { return loss_.is_l2(); }
+  const Eigen::MatrixXd& optimum() const { return w_star_; }
+
+  // Stats path: L(W_e) = a/2 ||(W_e - W_*) F||_F^2 + floor, dL/dW_e = a (W_e - W_*) Sigma_xx,
+  // with F F^T = Sigma_xx = X X^T / n, a = c n, floor = c/2 ||W_* X - Y||^2 (c: the loss scale).
+  const Eigen::MatrixXd& sigma_xx() const { return sigma_xx_; }
+  const Eigen::MatrixXd& sigma_yx() const { return sigma_yx_; }
+  const Eigen::MatrixXd& sigma_factor() const { return factor_; }
+  double stats_scale() const { return stats_scale_; }
+  double loss_floor() const { return floor_; }
+
+ private:
+  std::shared_ptr<const Dataset> data_;
+  LpLoss loss_;
+  bool stats_ = false;
+  Eigen::MatrixXd w_star_, sigma_xx_, sigma_yx_, factor_;
+  double stats_scale_ = 0.0, floor_ = 0.0;
+};
+
+}  // namespace dln

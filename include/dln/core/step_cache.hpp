@@ -1,0 +1,76 @@
+// What one step computes, computed once and shared by the optimiser and every probe: the
+// end-to-end matrix, prefix and suffix products, the loss, dL/dW_e and the layer gradients.
+// Everything is filled lazily into buffers sized by bind(); nothing allocates afterwards.
+#pragma once
+
+#include <Eigen/Core>
+#include <Eigen/Eigenvalues>
+#include <vector>
+
+#include "dln/core/problem.hpp"
+#include "dln/model/linear_net.hpp"
+
+namespace dln {
+
+class StepCache {
+ public:
+  // Sizes every buffer for this problem and net; the net must outlive the cache's use.
+  void bind(const Problem& problem, const LinearNet& net);
+  // The weights changed: everything computed is stale.
+  void invalidate() { valid_ = 0; }
+
+  const Problem& problem() const { return *problem_; }
+  const LinearNet& net() const { return *net_; }
+
+  const Eigen::MatrixXd& end_to_end();
+  // P_l = W_l ... W_1 for l = 1..L (P_L = W_e).
+  const Eigen::MatrixXd& prefix(int l);
+  // S_l = W_L ... W_{l+1} for l = 0..L-1 (S_0 = W_e; S_L = I is not stored).
+  const Eigen::MatrixXd& suffix(int l);
+  double loss();
+  // dL/dW_e (k x d).
+  const Eigen::MatrixXd& e2e_gradient();
+  // dL/dW_l = S_l^T (dL/dW_e) P_{l-1}^T, l = 1..L (index l - 1).
+  const std::vector<Eigen::MatrixXd>& layer_gradients();
+  // W_e - W_* (l2 only).
+  const Eigen::MatrixXd& deviation_from_optimum();
+  // ||W_l||_2 for l = 1..L (index l - 1), and ||W_e||_2.
+  const std::vector<double>& layer_spectral_norms();
+  double e2e_spectral_norm();
+
+ private:
+  enum Part : unsigned {
+    kProducts = 1u << 0,
+    kSuffixes = 1u << 1,
+    kLoss = 1u << 2,
+    kE2eGrad = 1u << 3,
+    kLayerGrads = 1u << 4,
+    kDeviation = 1u << 5,
+    kSpectral = 1u << 6,
+    kE2eSpectral = 1u << 7,
+  };
+  bool has(Part p) const { return (valid_ & p) != 0; }
+  double spectral_norm(const Eigen::MatrixXd& w, Eigen::MatrixXd& gram,
+                       Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd>& solver);
+
+  const Problem* problem_ = nullptr;
+  const LinearNet* net_ = nullptr;
+  unsigned valid_ = 0;
+
+  std::vector<Eigen::MatrixXd> prefix_;  // prefix_[l - 1] = P_l
+  std::vector<Eigen::MatrixXd> suffix_;  // suffix_[l] = S_l
+  Eigen::MatrixXd residual_, dloss_;     // k x n (data path): W_e X - Y and dL/dY_hat
+  Eigen::MatrixXd deviation_;            // W_e - W_*
+  Eigen::MatrixXd deviation_factor_;     // (W_e - W_*) F (stats path)
+  Eigen::MatrixXd e2e_grad_;
+  std::vector<Eigen::MatrixXd> layer_grads_, grad_tmp_;
+  std::vector<bool> suffix_first_;  // per layer: (S^T G) P^T if true, else S^T (G P^T)
+  double loss_ = 0.0;
+
+  std::vector<double> spectral_;
+  double e2e_spectral_ = 0.0;
+  std::vector<Eigen::MatrixXd> grams_;
+  std::vector<Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd>> solvers_;
+};
+
+}  // namespace dln

@@ -1,0 +1,27 @@
+// Initialisers: every layer of a LinearNet from a seed (or from .npy files).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "dln/model/linear_net.hpp"
+#include "dln/registry.hpp"
+
+namespace dln {
+
+struct InitSpec {
+  std::string scheme = "glorot_normal";
+  double std = 0.1;    // normal: entry std; balanced: std of the sampled end-to-end entries
+  double gain = 1.0;   // orthogonal, identity: multiplies the matrix
+  double noise = 0.0;  // identity: std of Gaussian noise added to every entry
+  std::vector<std::string> paths = {};  // npy: one (out, in) file per layer
+  std::uint64_t seed = 1;
+};
+
+const Registry& init_registry();
+
+// Throws InputError for a missing or malformed weights file, or an unknown scheme.
+LinearNet initialize(const std::vector<int>& widths, const InitSpec& spec);
+
+}  // namespace dln

@@ -1,0 +1,53 @@
+// Probes: named groups of metric columns measured from the step cache when a step is
+// recorded. A probe declares its columns up front, sizes its buffers in bind(), and neither
+// allocates nor writes files in measure(). Formulas: docs/metrics.md.
+#pragma once
+
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "dln/core/step_cache.hpp"
+#include "dln/registry.hpp"
+
+namespace dln {
+
+// What a step tells its observers.
+struct StepInfo {
+  long step = 0;      // steps taken so far
+  double time = 0.0;  // wall seconds since the run started
+  double lr = 0.0;    // learning rate of the last step
+};
+
+class Probe {
+ public:
+  virtual ~Probe() = default;
+  // Column names for this net, appended to `out`.
+  virtual void columns(const LinearNet& net, std::vector<std::string>& out) const = 0;
+  // Sizes any buffers; called once before the first measure().
+  virtual void bind(const StepCache&) {}
+  // Writes exactly as many values as columns() named.
+  virtual void measure(const StepInfo& info, StepCache& cache, std::span<double> out) = 0;
+};
+
+const Registry& probe_registry();
+// Throws std::invalid_argument for an unknown name.
+std::unique_ptr<Probe> make_probe(const std::string& name);
+// Why a probe cannot run on this problem (empty if it can): dist_opt needs the l2 loss.
+std::string probe_unavailable(const std::string& name, const Problem& problem);
+
+// The probes a config asks for, as one row of columns.
+class ProbeSet {
+ public:
+  ProbeSet(const std::vector<std::string>& names, const StepCache& cache);
+  const std::vector<std::string>& columns() const { return columns_; }
+  void measure(const StepInfo& info, StepCache& cache, std::span<double> row);
+
+ private:
+  std::vector<std::unique_ptr<Probe>> probes_;
+  std::vector<std::size_t> widths_;
+  std::vector<std::string> columns_;
+};
+
+}  // namespace dln

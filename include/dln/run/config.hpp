@@ -1,0 +1,96 @@
+// Configs: the TOML schema (every key, its type, default and meaning, in one table that
+// `dln list config` and docs/config.md are checked against), parsing with --set overrides and
+// [sweep] axes, and validation into a RunSpec. Bad input throws InputError naming the file,
+// line and key.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "dln/error.hpp"
+#include "dln/init/init.hpp"
+#include "dln/loss/lp.hpp"
+#include "dln/run/trainer.hpp"
+
+namespace dln {
+
+enum class KeyType { kString, kInt, kFloat, kBool, kStringArray, kIntArray, kFloatArray };
+const char* key_type_name(KeyType type);
+
+struct KeySpec {
+  std::string key;
+  KeyType type;
+  std::string default_text;  // "" = required; "(seed)" = the top-level seed
+  std::string doc;
+  std::string when;  // "" = always; "section.key=a|b" = only for those values
+};
+const std::vector<KeySpec>& config_schema();
+
+// One config value with where it came from.
+struct ConfigValue {
+  using Array2 = std::vector<std::vector<std::int64_t>>;
+  std::variant<std::string, std::int64_t, double, bool, std::vector<std::string>,
+               std::vector<std::int64_t>, std::vector<double>, Array2>
+      value;
+  std::string file;  // config file, or "--set"
+  int line = 0;
+  std::string base_dir;  // relative paths in this value resolve against it
+};
+
+struct DataSpec {
+  std::string source;
+  std::uint64_t seed = 1;
+  int components = 3, samples = 400, dim = 10, targets = 3;
+  double noise = 0.0, map_std = 1.0, mean_std = 2.0, scale_min = 0.5, scale_max = 2.0;
+  std::string x, y, path, x_key = "X", y_key = "Y";  // paths absolute after resolution
+  std::vector<std::string> target_columns, feature_columns;
+  char delimiter = ',';
+  bool standardize = false, whiten = false;
+};
+
+struct LossSpec {
+  double p = 2.0;
+  Reduction reduction = Reduction::kMean;
+  std::string path = "auto";  // auto | stats | data
+};
+
+struct RunSpec {
+  std::string name;
+  std::uint64_t seed = 1;
+  DataSpec data;
+  std::vector<int> widths;
+  InitSpec init;
+  LossSpec loss;
+  TrainSpec train;
+  std::string resolved_toml;                  // the fully resolved config
+  std::map<std::string, ConfigValue> values;  // resolved values, for messages and sweeps
+
+  // An InputError located at `key` (its file and line, if it came from one).
+  InputError error_at(const std::string& key, const std::string& message) const;
+};
+
+// A parsed config file: its values (with overrides applied) and any [sweep] axes.
+struct ConfigFile {
+  std::string path;
+  std::map<std::string, ConfigValue> values;
+  std::vector<std::pair<std::string, std::vector<ConfigValue>>> sweep;  // in key order
+};
+
+// Parses `path` and applies "key=value" overrides (values in TOML syntax; a bare word is a
+// string). Throws InputError for malformed TOML, unknown keys or wrongly typed values.
+ConfigFile load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+
+// Validates and fills every default; `point` overrides values (a sweep point).
+RunSpec resolve(const ConfigFile& config,
+                const std::vector<std::pair<std::string, ConfigValue>>& point = {});
+
+// The closest schema key to `key`, for "did you mean" messages.
+std::string nearest_key(const std::string& key);
+
+// Renders a value as TOML text (for runs.csv and labels).
+std::string value_text(const ConfigValue& value);
+
+}  // namespace dln

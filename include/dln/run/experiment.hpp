@@ -1,0 +1,59 @@
+// From a resolved RunSpec to a run directory: load and check the data, build the problem and
+// the initial net (all errors before anything is written), train, and write the directory
+// atomically. Sweeps run many points on a pool of threads.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "dln/core/problem.hpp"
+#include "dln/run/config.hpp"
+#include "dln/run/trainer.hpp"
+
+namespace dln {
+
+// Shares data sets and problems between runs whose data (and loss) settings are equal.
+class ProblemCache {
+ public:
+  std::shared_ptr<const Problem> get(const RunSpec& spec);
+
+ private:
+  std::mutex mutex_;
+  std::map<std::string, std::shared_ptr<const Dataset>> data_;
+  std::map<std::string, std::shared_ptr<const Problem>> problems_;
+};
+
+struct PreparedRun {
+  RunSpec spec;
+  std::shared_ptr<const Problem> problem;
+  LinearNet net;
+};
+
+// Loads the data and builds the initial net; throws InputError for any bad input.
+std::shared_ptr<const Dataset> load_data(const RunSpec& spec);
+PreparedRun prepare(const RunSpec& spec, ProblemCache* cache = nullptr);
+
+// Refuses (InputError) an existing directory that holds a completed run or other files,
+// unless force is set.
+void check_output_dir(const std::string& dir, bool force);
+
+// Trains and writes the run directory `dir`, which must not exist: config.toml, metrics.csv,
+// summary.json, weights/W<l>.npy.
+RunResult write_run(PreparedRun& run, const std::string& dir);
+
+// write_run into a temporary sibling, then renamed to `dir` (replacing it when force is set).
+RunResult run_atomically(PreparedRun& run, const std::string& dir, bool force);
+
+struct SweepOutcome {
+  std::size_t runs = 0;
+  std::map<std::string, std::size_t> statuses;
+  double seconds = 0.0;
+};
+
+// Runs the cartesian product of the config's [sweep] axes with `jobs` threads into `dir`,
+// one run directory per point and runs.csv. Every point is validated before any runs.
+SweepOutcome run_sweep(const ConfigFile& config, const std::string& dir, int jobs, bool force);
+
+}  // namespace dln

@@ -1,0 +1,171 @@
+#include "dln/core/step_cache.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace dln {
+
+void StepCache::bind(const Problem& problem, const LinearNet& net) {
+  problem_ = &problem;
+  net_ = &net;
+  valid_ = 0;
+  const int L = net.depth();
+  const auto& n = net.widths();
+  const Eigen::Index d = problem.dim(), k = problem.targets();
+
+  prefix_.assign(L, {});
+  suffix_.assign(L, {});
+  layer_grads_.assign(L, {});
+  grad_tmp_.assign(L, {});
+  suffix_first_.assign(L, true);
+  for (int l = 1; l <= L; ++l) {
+    prefix_[l - 1].resize(n[l], d);
+    if (l < L) suffix_[l].resize(k, n[l]);
+    layer_grads_[l - 1].resize(n[l], n[l - 1]);
+    // Associate S_l^T G P_{l-1}^T in the cheaper order.
+    const double suffix_first = double(n[l]) * k * d + double(n[l]) * d * n[l - 1];
+    const double prefix_first = double(k) * d * n[l - 1] + double(n[l]) * k * n[l - 1];
+    suffix_first_[l - 1] = suffix_first <= prefix_first;
+    if (suffix_first_[l - 1])
+      grad_tmp_[l - 1].resize(n[l], d);
+    else
+      grad_tmp_[l - 1].resize(k, n[l - 1]);
+  }
+  e2e_grad_.resize(k, d);
+  if (!problem.uses_stats()) {
+    residual_.resize(k, problem.samples());
+    dloss_.resize(k, problem.samples());
+  }
+  if (problem.has_optimum()) {
+    deviation_.resize(k, d);
+    deviation_factor_.resize(k, problem.sigma_factor().cols());
+  }
+
+  spectral_.assign(L, 0.0);
+  grams_.clear();
+  solvers_.clear();
+  for (int l = 0; l <= L; ++l) {  // l = L is the end-to-end matrix
+    const Eigen::Index rows = l < L ? n[l + 1] : k, cols = l < L ? n[l] : d;
+    const Eigen::Index m = std::min(rows, cols);
+    grams_.emplace_back(m, m);
+    solvers_.emplace_back(m);
+  }
+}
+
+const Eigen::MatrixXd& StepCache::end_to_end() {
+  return prefix(net_->depth());
+}
+
+const Eigen::MatrixXd& StepCache::prefix(int l) {
+  if (!has(kProducts)) {
+    const auto& W = net_->layers;
+    prefix_[0] = W[0];
+    for (std::size_t i = 1; i < W.size(); ++i) prefix_[i].noalias() = W[i] * prefix_[i - 1];
+    valid_ |= kProducts;
+  }
+  return prefix_[l - 1];
+}
+
+const Eigen::MatrixXd& StepCache::suffix(int l) {
+  if (l == 0) return end_to_end();
+  if (!has(kSuffixes)) {
+    const auto& W = net_->layers;
+    const int L = net_->depth();
+    if (L > 1) suffix_[L - 1] = W[L - 1];
+    for (int i = L - 2; i >= 1; --i) suffix_[i].noalias() = suffix_[i + 1] * W[i];
+    valid_ |= kSuffixes;
+  }
+  return suffix_[l];
+}
+
+const Eigen::MatrixXd& StepCache::deviation_from_optimum() {
+  if (!has(kDeviation)) {
+    deviation_ = end_to_end();
+    deviation_ -= problem_->optimum();
+    valid_ |= kDeviation;
+  }
+  return deviation_;
+}
+
+double StepCache::loss() {
+  if (has(kLoss)) return loss_;
+  if (problem_->uses_stats()) {
+    // Cancellation-free: a sum of squares plus the constant floor (docs/theory.md).
+    deviation_factor_.noalias() = deviation_from_optimum() * problem_->sigma_factor();
+    loss_ =
+        0.5 * problem_->stats_scale() * deviation_factor_.squaredNorm() + problem_->loss_floor();
+  } else {
+    residual_.noalias() = end_to_end() * problem_->data().X;
+    residual_ -= problem_->data().Y;
+    loss_ = problem_->loss().value_and_gradient(residual_, dloss_);
+  }
+  valid_ |= kLoss;
+  return loss_;
+}
+
+const Eigen::MatrixXd& StepCache::e2e_gradient() {
+  if (has(kE2eGrad)) return e2e_grad_;
+  loss();
+  if (problem_->uses_stats()) {
+    e2e_grad_.noalias() = problem_->stats_scale() * deviation_ * problem_->sigma_xx();
+  } else {
+    e2e_grad_.noalias() = dloss_ * problem_->data().X.transpose();
+  }
+  valid_ |= kE2eGrad;
+  return e2e_grad_;
+}
+
+const std::vector<Eigen::MatrixXd>& StepCache::layer_gradients() {
+  if (has(kLayerGrads)) return layer_grads_;
+  const Eigen::MatrixXd& G = e2e_gradient();
+  const int L = net_->depth();
+  for (int l = 1; l <= L; ++l) {
+    Eigen::MatrixXd& out = layer_grads_[l - 1];
+    if (L == 1) {
+      out = G;
+    } else if (l == L) {
+      out.noalias() = G * prefix(l - 1).transpose();
+    } else if (l == 1) {
+      out.noalias() = suffix(l).transpose() * G;
+    } else if (suffix_first_[l - 1]) {
+      grad_tmp_[l - 1].noalias() = suffix(l).transpose() * G;
+      out.noalias() = grad_tmp_[l - 1] * prefix(l - 1).transpose();
+    } else {
+      grad_tmp_[l - 1].noalias() = G * prefix(l - 1).transpose();
+      out.noalias() = suffix(l).transpose() * grad_tmp_[l - 1];
+    }
+  }
+  valid_ |= kLayerGrads;
+  return layer_grads_;
+}
+
+double StepCache::spectral_norm(const Eigen::MatrixXd& w, Eigen::MatrixXd& gram,
+                                Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd>& solver) {
+  // ||W||_2^2 is the largest eigenvalue of the smaller Gram matrix.
+  if (w.rows() >= w.cols())
+    gram.noalias() = w.transpose() * w;
+  else
+    gram.noalias() = w * w.transpose();
+  solver.compute(gram, Eigen::EigenvaluesOnly);
+  return std::sqrt(std::max(solver.eigenvalues().maxCoeff(), 0.0));
+}
+
+const std::vector<double>& StepCache::layer_spectral_norms() {
+  if (!has(kSpectral)) {
+    for (int l = 0; l < net_->depth(); ++l)
+      spectral_[l] = spectral_norm(net_->layers[l], grams_[l], solvers_[l]);
+    valid_ |= kSpectral;
+  }
+  return spectral_;
+}
+
+double StepCache::e2e_spectral_norm() {
+  if (!has(kE2eSpectral)) {
+    const int L = net_->depth();
+    e2e_spectral_ = spectral_norm(end_to_end(), grams_[L], solvers_[L]);
+    valid_ |= kE2eSpectral;
+  }
+  return e2e_spectral_;
+}
+
+}  // namespace dln

@@ -1,0 +1,194 @@
+#include "dln/io/npy.hpp"
+
+#include <bit>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "dln/error.hpp"
+
+namespace dln::io {
+namespace {
+
+static_assert(std::endian::native == std::endian::little, "dln reads little-endian .npy only");
+
+[[noreturn]] void fail(const std::string& name, const std::string& message) {
+  throw InputError(name, 0, "", message);
+}
+
+// Finds the value text after 'key': in the header dictionary.
+std::string_view dict_value(std::string_view header, std::string_view key,
+                            const std::string& name) {
+  const std::string quoted = "'" + std::string(key) + "'";
+  const auto pos = header.find(quoted);
+  if (pos == std::string_view::npos) fail(name, "not a valid .npy file: header lacks " + quoted);
+  auto rest = header.substr(pos + quoted.size());
+  const auto colon = rest.find(':');
+  if (colon == std::string_view::npos) fail(name, "not a valid .npy file: malformed header");
+  rest = rest.substr(colon + 1);
+  while (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+  return rest;
+}
+
+std::vector<std::size_t> parse_shape(std::string_view text, const std::string& name) {
+  if (text.empty() || text.front() != '(') fail(name, "not a valid .npy file: malformed shape");
+  const auto close = text.find(')');
+  if (close == std::string_view::npos) fail(name, "not a valid .npy file: malformed shape");
+  std::vector<std::size_t> shape;
+  std::string inner(text.substr(1, close - 1));
+  std::stringstream ss(inner);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    const auto first = item.find_first_not_of(" L");
+    if (first == std::string::npos) continue;
+    std::size_t value = 0;
+    for (char c : item.substr(first)) {
+      if (c == ' ' || c == 'L') break;
+      if (c < '0' || c > '9') fail(name, "not a valid .npy file: malformed shape");
+      value = value * 10 + static_cast<std::size_t>(c - '0');
+    }
+    shape.push_back(value);
+  }
+  return shape;
+}
+
+}  // namespace
+
+std::size_t NpyArray::cols() const {
+  std::size_t c = 1;
+  for (std::size_t i = 1; i < shape.size(); ++i) c *= shape[i];
+  return c;
+}
+
+Eigen::MatrixXd NpyArray::matrix() const {
+  const auto r = static_cast<Eigen::Index>(rows());
+  const auto c = static_cast<Eigen::Index>(cols());
+  return Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(
+      data.data(), r, c);
+}
+
+Eigen::MatrixXd NpyArray::transposed_matrix() const {
+  return Eigen::Map<const Eigen::MatrixXd>(data.data(), static_cast<Eigen::Index>(cols()),
+                                           static_cast<Eigen::Index>(rows()));
+}
+
+std::string shape_string(const std::vector<std::size_t>& shape) {
+  std::string s = "(";
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (i > 0) s += ", ";
+    s += std::to_string(shape[i]);
+  }
+  if (shape.size() == 1) s += ",";
+  return s + ")";
+}
+
+NpyArray parse_npy(std::string_view bytes, const std::string& name) {
+  constexpr std::string_view kMagic = "\x93NUMPY";
+  if (bytes.size() < 10 || bytes.substr(0, 6) != kMagic)
+    fail(name, "not a .npy file (bad magic bytes)");
+  const auto major = static_cast<unsigned char>(bytes[6]);
+  std::size_t header_len = 0;
+  std::size_t offset = 0;
+  if (major == 1) {
+    header_len = static_cast<unsigned char>(bytes[8]) |
+                 (static_cast<std::size_t>(static_cast<unsigned char>(bytes[9])) << 8);
+    offset = 10;
+  } else if (major == 2 || major == 3) {
+    if (bytes.size() < 12) fail(name, "truncated .npy header");
+    for (int i = 0; i < 4; ++i)
+      header_len |= static_cast<std::size_t>(static_cast<unsigned char>(bytes[8 + i])) << (8 * i);
+    offset = 12;
+  } else {
+    fail(name, "unsupported .npy format version " + std::to_string(major));
+  }
+  if (bytes.size() < offset + header_len) fail(name, "truncated .npy header");
+  const std::string_view header = bytes.substr(offset, header_len);
+
+  const auto descr_text = dict_value(header, "descr", name);
+  if (descr_text.empty() || descr_text.front() != '\'') fail(name, "malformed .npy dtype");
+  const auto descr = descr_text.substr(1, descr_text.find('\'', 1) - 1);
+  std::size_t item = 0;
+  if (descr == "<f8") {
+    item = 8;
+  } else if (descr == "<f4") {
+    item = 4;
+  } else {
+    fail(name, "dtype '" + std::string(descr) + "' is not supported (need float64 or float32)");
+  }
+  const bool fortran = dict_value(header, "fortran_order", name).starts_with("True");
+
+  NpyArray array;
+  array.shape = parse_shape(dict_value(header, "shape", name), name);
+  std::size_t count = 1;
+  for (auto s : array.shape) count *= s;
+  const std::string_view payload = bytes.substr(offset + header_len);
+  if (payload.size() < count * item)
+    fail(name, "truncated: shape " + shape_string(array.shape) + " needs " +
+                   std::to_string(count * item) + " bytes of data, the file has " +
+                   std::to_string(payload.size()));
+
+  std::vector<double> values(count);
+  if (item == 8) {
+    std::memcpy(values.data(), payload.data(), count * 8);
+  } else {
+    for (std::size_t i = 0; i < count; ++i) {
+      float f;
+      std::memcpy(&f, payload.data() + 4 * i, 4);
+      values[i] = f;
+    }
+  }
+  if (fortran && array.shape.size() > 1) {
+    // Reorder to C order: the Fortran buffer of shape (r, c) is the C buffer of (c, r).
+    const std::size_t r = array.rows();
+    const std::size_t c = count / std::max<std::size_t>(r, 1);
+    array.data.resize(count);
+    if (array.shape.size() > 2) fail(name, "Fortran-order arrays of more than 2 dimensions");
+    for (std::size_t i = 0; i < r; ++i)
+      for (std::size_t j = 0; j < c; ++j) array.data[i * c + j] = values[j * r + i];
+  } else {
+    array.data = std::move(values);
+  }
+  return array;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    throw InputError(path, 0, "", "cannot open file (" + std::string(std::strerror(errno)) + ")");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+NpyArray read_npy(const std::string& path) {
+  return parse_npy(read_file(path), path);
+}
+
+void write_npy(const std::string& path, const Eigen::MatrixXd& m) {
+  std::string header = "{'descr': '<f8', 'fortran_order': False, 'shape': (" +
+                       std::to_string(m.rows()) + ", " + std::to_string(m.cols()) + "), }";
+  // Pad with spaces so that magic + version + length + header + '\n' is a multiple of 64.
+  const std::size_t total = 10 + header.size() + 1;
+  header.append((64 - total % 64) % 64, ' ');
+  header.push_back('\n');
+
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary);
+    if (!out) throw std::runtime_error("cannot write " + tmp);
+    out.write("\x93NUMPY\x01\x00", 8);
+    const auto len = static_cast<std::uint16_t>(header.size());
+    const char len_bytes[2] = {static_cast<char>(len & 0xFF), static_cast<char>(len >> 8)};
+    out.write(len_bytes, 2);
+    out.write(header.data(), static_cast<std::streamsize>(header.size()));
+    const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> row_major = m;
+    out.write(reinterpret_cast<const char*>(row_major.data()),
+              static_cast<std::streamsize>(sizeof(double) * static_cast<std::size_t>(m.size())));
+    if (!out) throw std::runtime_error("cannot write " + tmp);
+  }
+  std::filesystem::rename(tmp, path);
+}
+
+}  // namespace dln::io

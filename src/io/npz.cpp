@@ -1,0 +1,114 @@
+#include "dln/io/npz.hpp"
+
+#include <zlib.h>
+
+#include <cstdint>
+
+#include "dln/error.hpp"
+
+namespace dln::io {
+namespace {
+
+class Reader {
+ public:
+  Reader(const std::string& bytes, const std::string& name) : bytes_(bytes), name_(name) {}
+
+  std::uint64_t le(std::size_t offset, int width) const {
+    if (offset + static_cast<std::size_t>(width) > bytes_.size()) corrupt("truncated archive");
+    std::uint64_t v = 0;
+    for (int i = 0; i < width; ++i)
+      v |= static_cast<std::uint64_t>(static_cast<unsigned char>(bytes_[offset + i])) << (8 * i);
+    return v;
+  }
+  [[noreturn]] void corrupt(const std::string& what) const {
+    throw InputError(name_, 0, "", "not a valid .npz archive: " + what);
+  }
+  const std::string& bytes() const { return bytes_; }
+
+ private:
+  const std::string& bytes_;
+  const std::string& name_;
+};
+
+std::string inflate_raw(std::string_view in, std::size_t out_size, const Reader& r) {
+  std::string out(out_size, '\0');
+  z_stream zs{};
+  if (inflateInit2(&zs, -MAX_WBITS) != Z_OK) r.corrupt("cannot start inflate");
+  zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
+  zs.avail_in = static_cast<uInt>(in.size());
+  zs.next_out = reinterpret_cast<Bytef*>(out.data());
+  zs.avail_out = static_cast<uInt>(out.size());
+  const int rc = inflate(&zs, Z_FINISH);
+  inflateEnd(&zs);
+  if (rc != Z_STREAM_END || zs.total_out != out_size) r.corrupt("corrupt deflated member");
+  return out;
+}
+
+}  // namespace
+
+std::map<std::string, NpyArray> read_npz(const std::string& path) {
+  const std::string bytes = read_file(path);
+  const Reader r(bytes, path);
+
+  // End of central directory: the last occurrence of its signature.
+  constexpr std::uint64_t kEocd = 0x06054b50, kEocd64 = 0x06064b50, kLocator = 0x07064b50;
+  constexpr std::uint64_t kCentral = 0x02014b50, kLocal = 0x04034b50;
+  if (bytes.size() < 22) r.corrupt("too short");
+  std::size_t eocd = bytes.size() - 22;
+  while (r.le(eocd, 4) != kEocd) {
+    if (eocd == 0 || bytes.size() - eocd > 65557) r.corrupt("no end-of-central-directory record");
+    --eocd;
+  }
+  std::uint64_t entries = r.le(eocd + 10, 2);
+  std::uint64_t cd_offset = r.le(eocd + 16, 4);
+  if ((entries == 0xFFFF || cd_offset == 0xFFFFFFFF) && eocd >= 20 &&
+      r.le(eocd - 20, 4) == kLocator) {
+    const std::uint64_t e64 = r.le(eocd - 20 + 8, 8);
+    if (r.le(e64, 4) != kEocd64) r.corrupt("bad zip64 end-of-central-directory record");
+    entries = r.le(e64 + 32, 8);
+    cd_offset = r.le(e64 + 48, 8);
+  }
+
+  std::map<std::string, NpyArray> members;
+  std::size_t pos = cd_offset;
+  for (std::uint64_t e = 0; e < entries; ++e) {
+    if (r.le(pos, 4) != kCentral) r.corrupt("bad central directory entry");
+    const auto method = r.le(pos + 10, 2);
+    std::uint64_t comp = r.le(pos + 20, 4), uncomp = r.le(pos + 24, 4);
+    const auto name_len = r.le(pos + 28, 2), extra_len = r.le(pos + 30, 2);
+    const auto comment_len = r.le(pos + 32, 2);
+    std::uint64_t local = r.le(pos + 42, 4);
+    const std::string member = bytes.substr(pos + 46, name_len);
+    // Zip64 extra field: the 64-bit values of whichever fields are saturated, in order.
+    for (std::size_t x = pos + 46 + name_len; x + 4 <= pos + 46 + name_len + extra_len;) {
+      const auto id = r.le(x, 2), size = r.le(x + 2, 2);
+      if (id == 0x0001) {
+        std::size_t f = x + 4;
+        if (uncomp == 0xFFFFFFFF) uncomp = r.le(f, 8), f += 8;
+        if (comp == 0xFFFFFFFF) comp = r.le(f, 8), f += 8;
+        if (local == 0xFFFFFFFF) local = r.le(f, 8);
+      }
+      x += 4 + size;
+    }
+    pos += 46 + name_len + extra_len + comment_len;
+
+    if (r.le(local, 4) != kLocal) r.corrupt("bad local header for " + member);
+    const std::size_t data = local + 30 + r.le(local + 26, 2) + r.le(local + 28, 2);
+    if (data + comp > bytes.size()) r.corrupt("member " + member + " is truncated");
+    const std::string_view raw(bytes.data() + data, comp);
+    std::string content;
+    if (method == 0) {
+      content = std::string(raw);
+    } else if (method == 8) {
+      content = inflate_raw(raw, uncomp, r);
+    } else {
+      r.corrupt("member " + member + " uses unsupported compression " + std::to_string(method));
+    }
+    std::string key = member;
+    if (key.ends_with(".npy")) key.resize(key.size() - 4);
+    members[key] = parse_npy(content, path + ":" + member);
+  }
+  return members;
+}
+
+}  // namespace dln::io

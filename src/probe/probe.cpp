@@ -1,0 +1,183 @@
+#include "dln/probe/probe.hpp"
+
+#include <stdexcept>
+
+namespace dln {
+namespace {
+
+void per_layer(const std::string& name, const LinearNet& net, std::vector<std::string>& out) {
+  for (int l = 1; l <= net.depth(); ++l) out.push_back(name + "." + std::to_string(l));
+}
+
+class Loss final : public Probe {
+ public:
+  void columns(const LinearNet&, std::vector<std::string>& out) const override {
+    out.push_back("loss");
+  }
+  void measure(const StepInfo&, StepCache& c, std::span<double> out) override { out[0] = c.loss(); }
+};
+
+class Fro final : public Probe {
+ public:
+  void columns(const LinearNet& net, std::vector<std::string>& out) const override {
+    per_layer("fro", net, out);
+  }
+  void measure(const StepInfo&, StepCache& c, std::span<double> out) override {
+    for (int l = 0; l < c.net().depth(); ++l) out[l] = c.net().layers[l].norm();
+  }
+};
+
+class Spectral final : public Probe {
+ public:
+  void columns(const LinearNet& net, std::vector<std::string>& out) const override {
+    per_layer("spectral", net, out);
+  }
+  void measure(const StepInfo&, StepCache& c, std::span<double> out) override {
+    const auto& s = c.layer_spectral_norms();
+    for (std::size_t l = 0; l < s.size(); ++l) out[l] = s[l];
+  }
+};
+
+class Ratio final : public Probe {
+ public:
+  void columns(const LinearNet& net, std::vector<std::string>& out) const override {
+    per_layer("ratio", net, out);
+  }
+  void measure(const StepInfo&, StepCache& c, std::span<double> out) override {
+    const auto& s = c.layer_spectral_norms();
+    for (std::size_t l = 0; l < s.size(); ++l) out[l] = s[l] / c.net().layers[l].norm();
+  }
+};
+
+// ||W_{l+1}^T W_{l+1} - W_l W_l^T||_F for the pair (l, l+1).
+class Balance final : public Probe {
+ public:
+  void columns(const LinearNet& net, std::vector<std::string>& out) const override {
+    for (int l = 1; l < net.depth(); ++l) out.push_back("balance." + std::to_string(l));
+  }
+  void bind(const StepCache& c) override {
+    const auto& n = c.net().widths();
+    diff_.clear();
+    for (int l = 1; l < c.net().depth(); ++l) diff_.emplace_back(n[l], n[l]);
+  }
+  void measure(const StepInfo&, StepCache& c, std::span<double> out) override {
+    const auto& W = c.net().layers;
+    for (std::size_t l = 0; l < diff_.size(); ++l) {
+      diff_[l].noalias() = W[l + 1].transpose() * W[l + 1];
+      diff_[l].noalias() -= W[l] * W[l].transpose();
+      out[l] = diff_[l].norm();
+    }
+  }
+
+ private:
+  std::vector<Eigen::MatrixXd> diff_;
+};
+
+class E2eFro final : public Probe {
+ public:
+  void columns(const LinearNet&, std::vector<std::string>& out) const override {
+    out.push_back("e2e_fro");
+  }
+  void measure(const StepInfo&, StepCache& c, std::span<double> out) override {
+    out[0] = c.end_to_end().norm();
+  }
+};
+
+class E2eSpectral final : public Probe {
+ public:
+  void columns(const LinearNet&, std::vector<std::string>& out) const override {
+    out.push_back("e2e_spectral");
+  }
+  void measure(const StepInfo&, StepCache& c, std::span<double> out) override {
+    out[0] = c.e2e_spectral_norm();
+  }
+};
+
+class GradFro final : public Probe {
+ public:
+  void columns(const LinearNet& net, std::vector<std::string>& out) const override {
+    per_layer("grad_fro", net, out);
+  }
+  void measure(const StepInfo&, StepCache& c, std::span<double> out) override {
+    const auto& g = c.layer_gradients();
+    for (std::size_t l = 0; l < g.size(); ++l) out[l] = g[l].norm();
+  }
+};
+
+class DistOpt final : public Probe {
+ public:
+  void columns(const LinearNet&, std::vector<std::string>& out) const override {
+    out.push_back("dist_opt");
+  }
+  void measure(const StepInfo&, StepCache& c, std::span<double> out) override {
+    out[0] = c.deviation_from_optimum().norm();
+  }
+};
+
+class Time final : public Probe {
+ public:
+  void columns(const LinearNet&, std::vector<std::string>& out) const override {
+    out.push_back("time");
+  }
+  void measure(const StepInfo& info, StepCache&, std::span<double> out) override {
+    out[0] = info.time;
+  }
+};
+
+}  // namespace
+
+const Registry& probe_registry() {
+  static const Registry registry = {
+      {"loss", "the training loss L", {}},
+      {"fro", "fro.l = ||W_l||_F per layer", {}},
+      {"spectral", "spectral.l = ||W_l||_2 per layer", {}},
+      {"ratio", "ratio.l = ||W_l||_2 / ||W_l||_F per layer (1 when W_l has rank one)", {}},
+      {"balance", "balance.l = ||W_{l+1}^T W_{l+1} - W_l W_l^T||_F per adjacent pair", {}},
+      {"e2e_fro", "||W_e||_F of the end-to-end matrix W_e = W_L ... W_1", {}},
+      {"e2e_spectral", "||W_e||_2", {}},
+      {"grad_fro", "grad_fro.l = ||dL/dW_l||_F per layer", {}},
+      {"dist_opt", "||W_e - W_*||_F to the minimum-norm least-squares solution (l2 only)", {}},
+      {"time", "wall seconds since the run started", {}},
+  };
+  return registry;
+}
+
+std::unique_ptr<Probe> make_probe(const std::string& name) {
+  if (name == "loss") return std::make_unique<Loss>();
+  if (name == "fro") return std::make_unique<Fro>();
+  if (name == "spectral") return std::make_unique<Spectral>();
+  if (name == "ratio") return std::make_unique<Ratio>();
+  if (name == "balance") return std::make_unique<Balance>();
+  if (name == "e2e_fro") return std::make_unique<E2eFro>();
+  if (name == "e2e_spectral") return std::make_unique<E2eSpectral>();
+  if (name == "grad_fro") return std::make_unique<GradFro>();
+  if (name == "dist_opt") return std::make_unique<DistOpt>();
+  if (name == "time") return std::make_unique<Time>();
+  throw std::invalid_argument("unknown probe '" + name + "'");
+}
+
+std::string probe_unavailable(const std::string& name, const Problem& problem) {
+  if (name == "dist_opt" && !problem.has_optimum())
+    return "probe 'dist_opt' needs the l2 loss (p = 2)";
+  return {};
+}
+
+ProbeSet::ProbeSet(const std::vector<std::string>& names, const StepCache& cache) {
+  for (const auto& name : names) {
+    probes_.push_back(make_probe(name));
+    const std::size_t before = columns_.size();
+    probes_.back()->columns(cache.net(), columns_);
+    widths_.push_back(columns_.size() - before);
+    probes_.back()->bind(cache);
+  }
+}
+
+void ProbeSet::measure(const StepInfo& info, StepCache& cache, std::span<double> row) {
+  std::size_t offset = 0;
+  for (std::size_t i = 0; i < probes_.size(); ++i) {
+    probes_[i]->measure(info, cache, row.subspan(offset, widths_[i]));
+    offset += widths_[i];
+  }
+}
+
+}  // namespace dln

@@ -1,0 +1,692 @@
+#include "dln/run/config.hpp"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <mutex>
+#include <set>
+#include <sstream>
+
+#include "dln/optim/optimizer.hpp"
+#include "dln/probe/probe.hpp"
+#include "dln/rng.hpp"
+
+namespace dln {
+namespace fs = std::filesystem;
+
+const char* key_type_name(KeyType type) {
+  switch (type) {
+    case KeyType::kString:
+      return "string";
+    case KeyType::kInt:
+      return "integer";
+    case KeyType::kFloat:
+      return "float";
+    case KeyType::kBool:
+      return "boolean";
+    case KeyType::kStringArray:
+      return "array of strings";
+    case KeyType::kIntArray:
+      return "array of integers";
+    case KeyType::kFloatArray:
+      return "array of floats";
+  }
+  return "?";
+}
+
+const std::vector<KeySpec>& config_schema() {
+  using T = KeyType;
+  static const std::string kSynthetic = "data.source=synthetic.gaussian_mixture";
+  static const std::vector<KeySpec> schema = {
+      {"name", T::kString, "(config file name)",
+       "Run name; `dln run` writes to runs/<name> unless --out is given.", ""},
+      {"seed", T::kInt, "1", "Seed from which every random choice derives.", ""},
+      {"data.source", T::kString, "",
+       "Where the data come from: synthetic.gaussian_mixture, npy, npz or csv.", ""},
+      {"data.seed", T::kInt, "(seed)", "Seed of the synthetic data.", kSynthetic},
+      {"data.components", T::kInt, "3", "Number of Gaussian components.", kSynthetic},
+      {"data.samples", T::kInt, "400", "Samples per component.", kSynthetic},
+      {"data.dim", T::kInt, "10", "Input dimension d.", kSynthetic},
+      {"data.targets", T::kInt, "3", "Target dimension k.", kSynthetic},
+      {"data.noise", T::kFloat, "0.0", "Std of Gaussian noise added to the targets.", kSynthetic},
+      {"data.map_std", T::kFloat, "1.0", "Std of the entries of the target map M.", kSynthetic},
+      {"data.mean_std", T::kFloat, "2.0", "Std of the entries of each component's mean.",
+       kSynthetic},
+      {"data.scale_range", T::kFloatArray, "[0.5, 2.0]",
+       "Range [lo, hi] of each component's covariance scale s_j.", kSynthetic},
+      {"data.x", T::kString, "", "Inputs X, an (n, d) .npy file.", "data.source=npy"},
+      {"data.y", T::kString, "", "Targets Y, an (n, k) or (n,) .npy file.", "data.source=npy"},
+      {"data.path", T::kString, "", "The .npz or .csv file.", "data.source=npz|csv"},
+      {"data.x_key", T::kString, "\"X\"", "Name of the inputs array in the .npz.",
+       "data.source=npz"},
+      {"data.y_key", T::kString, "\"Y\"", "Name of the targets array in the .npz.",
+       "data.source=npz"},
+      {"data.target_columns", T::kStringArray, "", "CSV columns that are targets.",
+       "data.source=csv"},
+      {"data.feature_columns", T::kStringArray, "[] (every other column)",
+       "CSV columns that are features.", "data.source=csv"},
+      {"data.delimiter", T::kString, "\",\"", "CSV field delimiter (one character).",
+       "data.source=csv"},
+      {"data.standardize", T::kBool, "false", "Centre every feature and scale it to unit variance.",
+       ""},
+      {"data.whiten", T::kBool, "false",
+       "Transform the inputs so that X X^T / n = I (after standardize, if both).", ""},
+      {"model.widths", T::kIntArray, "",
+       "Layer widths n_1 = d, ..., n_{L+1} = k; L = len - 1 layers.", ""},
+      {"init.scheme", T::kString, "\"glorot_normal\"", "Initialiser (`dln list inits`).", ""},
+      {"init.seed", T::kInt, "(seed)", "Seed of the initial weights.",
+       "init.scheme=glorot_normal|glorot_uniform|he|normal|orthogonal|identity|balanced"},
+      {"init.std", T::kFloat, "0.1",
+       "normal: std of every entry; balanced: std of the sampled end-to-end entries.",
+       "init.scheme=normal|balanced"},
+      {"init.gain", T::kFloat, "1.0", "Multiplies the orthogonal or identity matrix.",
+       "init.scheme=orthogonal|identity"},
+      {"init.noise", T::kFloat, "0.0", "Std of Gaussian noise added to the identity.",
+       "init.scheme=identity"},
+      {"init.paths", T::kStringArray, "", "One (out, in) .npy file per layer.", "init.scheme=npy"},
+      {"loss.kind", T::kString, "\"lp\"", "lp, or l2 (the same as lp with p = 2).", ""},
+      {"loss.p", T::kFloat, "2.0", "Exponent p >= 1 of (1/p) sum |r|^p.", "loss.kind=lp"},
+      {"loss.reduction", T::kString, "\"mean\"",
+       "mean divides the sum over samples and outputs by n (samples); sum does not.", ""},
+      {"loss.path", T::kString, "\"auto\"",
+       "Gradient path: stats (l2 only, sufficient statistics, cost independent of n), data "
+       "(through the residual), or auto (stats for l2).",
+       ""},
+      {"optimizer.kind", T::kString, "\"gd\"", "Optimiser (`dln list optimizers`).", ""},
+      {"optimizer.lr", T::kFloat, "0.01", "Learning rate eta > 0.", ""},
+      {"optimizer.steps", T::kInt, "1000", "Number of steps.", ""},
+      {"optimizer.momentum", T::kFloat, "0.9", "Momentum coefficient mu in [0, 1).",
+       "optimizer.kind=momentum|nesterov"},
+      {"optimizer.schedule", T::kString, "\"constant\"", "Learning-rate schedule.", ""},
+      {"record.every", T::kInt, "1",
+       "Record the probes every this many steps (and at the first and last step).", ""},
+      {"record.probes", T::kStringArray, "[\"loss\", \"fro\", \"balance\", \"e2e_fro\", \"time\"]",
+       "Probes to record (`dln list metrics`).", ""},
+      {"stop.loss", T::kFloat, "0.0", "Stop with status converged when the loss falls below it.",
+       ""},
+      {"stop.diverge_factor", T::kFloat, "1e12",
+       "Stop with status diverged when the loss exceeds this factor times the initial loss or is "
+       "not finite.",
+       ""},
+  };
+  return schema;
+}
+
+namespace {
+
+const KeySpec* find_key(const std::string& key) {
+  for (const auto& k : config_schema())
+    if (k.key == key) return &k;
+  return nullptr;
+}
+
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> row(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    std::size_t diag = row[0];
+    row[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] != b[j - 1])});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string where(const ConfigValue& v) {
+  if (v.file.empty()) return "";
+  return v.line > 0 ? v.file + ":" + std::to_string(v.line) : v.file;
+}
+
+InputError value_error(const std::string& key, const ConfigValue& v, const std::string& message) {
+  return InputError(v.file, v.line, key, message);
+}
+
+// A TOML node as a ConfigValue; throws for types dln does not use.
+ConfigValue from_node(const toml::node& node, const std::string& key, const std::string& file,
+                      const std::string& base_dir) {
+  ConfigValue v;
+  v.file = file;
+  v.line = static_cast<int>(node.source().begin.line);
+  v.base_dir = base_dir;
+  auto bad = [&](const std::string& what) { return value_error(key, v, what); };
+  if (auto s = node.as_string()) {
+    v.value = s->get();
+  } else if (auto i = node.as_integer()) {
+    v.value = i->get();
+  } else if (auto f = node.as_floating_point()) {
+    v.value = f->get();
+  } else if (auto b = node.as_boolean()) {
+    v.value = b->get();
+  } else if (auto a = node.as_array()) {
+    bool all_int = true, all_num = true, all_str = true, all_int_arrays = true;
+    for (const auto& e : *a) {
+      all_int &= e.is_integer();
+      all_num &= e.is_number();
+      all_str &= e.is_string();
+      bool int_array = e.is_array();
+      if (int_array)
+        for (const auto& x : *e.as_array()) int_array &= x.is_integer();
+      all_int_arrays &= int_array;
+    }
+    if (a->empty() || all_str) {
+      std::vector<std::string> out;
+      for (const auto& e : *a) out.push_back(e.as_string()->get());
+      v.value = out;
+    } else if (all_int) {
+      std::vector<std::int64_t> out;
+      for (const auto& e : *a) out.push_back(e.as_integer()->get());
+      v.value = out;
+    } else if (all_num) {
+      std::vector<double> out;
+      for (const auto& e : *a) out.push_back(e.value<double>().value());
+      v.value = out;
+    } else if (all_int_arrays) {
+      ConfigValue::Array2 out;
+      for (const auto& e : *a) {
+        out.emplace_back();
+        for (const auto& x : *e.as_array()) out.back().push_back(x.as_integer()->get());
+      }
+      v.value = out;
+    } else {
+      throw bad("arrays must hold only numbers, only strings or only arrays of integers");
+    }
+  } else {
+    throw bad("unsupported value type (dates and inline tables are not used by dln)");
+  }
+  return v;
+}
+
+std::string unknown_key_message(const std::string& key) {
+  return "unknown key (did you mean '" + nearest_key(key) + "'?)";
+}
+
+void check_known(const std::string& key, const ConfigValue& v) {
+  if (!find_key(key)) throw value_error(key, v, unknown_key_message(key));
+}
+
+void flatten(const toml::table& table, const std::string& prefix, const std::string& file,
+             const std::string& base_dir, ConfigFile& out) {
+  for (const auto& [k, node] : table) {
+    const std::string key =
+        prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
+    if (key == "sweep" && node.is_table()) {
+      for (const auto& [sk, snode] : *node.as_table()) {
+        const std::string skey(sk.str());
+        ConfigValue at;
+        at.file = file;
+        at.line = static_cast<int>(snode.source().begin.line);
+        if (!find_key(skey) || skey == "name")
+          throw value_error(
+              "sweep." + skey, at,
+              find_key(skey) ? "the run name cannot be swept" : unknown_key_message(skey));
+        const auto* values = snode.as_array();
+        if (!values || values->empty())
+          throw value_error("sweep." + skey, at, "must be a non-empty array of values");
+        std::vector<ConfigValue> axis;
+        for (const auto& e : *values) axis.push_back(from_node(e, "sweep." + skey, file, base_dir));
+        out.sweep.emplace_back(skey, std::move(axis));
+      }
+      continue;
+    }
+    if (node.is_table()) {
+      // A table that is itself a key (e.g. [optimizer.lr]) is not valid; recurse otherwise.
+      bool section = false;
+      for (const auto& spec : config_schema()) section |= spec.key.starts_with(key + ".");
+      if (!section) {
+        ConfigValue at;
+        at.file = file;
+        at.line = static_cast<int>(node.source().begin.line);
+        throw value_error(
+            key, at, find_key(key) ? "expected a value, found a table" : unknown_key_message(key));
+      }
+      flatten(*node.as_table(), key, file, base_dir, out);
+      continue;
+    }
+    ConfigValue v = from_node(node, key, file, base_dir);
+    check_known(key, v);
+    out.values[key] = std::move(v);
+  }
+}
+
+// Type check (with int -> float promotion), returning the value coerced to the key's type.
+ConfigValue coerce(const std::string& key, const ConfigValue& v) {
+  const KeySpec* spec = find_key(key);
+  ConfigValue out = v;
+  auto wrong = [&] {
+    return value_error(key, v, std::string("expected ") + key_type_name(spec->type));
+  };
+  switch (spec->type) {
+    case KeyType::kString:
+      if (!std::holds_alternative<std::string>(v.value)) throw wrong();
+      break;
+    case KeyType::kInt:
+      if (!std::holds_alternative<std::int64_t>(v.value)) throw wrong();
+      break;
+    case KeyType::kBool:
+      if (!std::holds_alternative<bool>(v.value)) throw wrong();
+      break;
+    case KeyType::kFloat:
+      if (auto i = std::get_if<std::int64_t>(&v.value))
+        out.value = static_cast<double>(*i);
+      else if (!std::holds_alternative<double>(v.value))
+        throw wrong();
+      break;
+    case KeyType::kStringArray:
+      if (!std::holds_alternative<std::vector<std::string>>(v.value)) throw wrong();
+      break;
+    case KeyType::kIntArray:
+      if (auto s = std::get_if<std::vector<std::string>>(&v.value); s && s->empty())
+        out.value = std::vector<std::int64_t>{};
+      else if (!std::holds_alternative<std::vector<std::int64_t>>(v.value))
+        throw wrong();
+      break;
+    case KeyType::kFloatArray:
+      if (auto i = std::get_if<std::vector<std::int64_t>>(&v.value))
+        out.value = std::vector<double>(i->begin(), i->end());
+      else if (auto s = std::get_if<std::vector<std::string>>(&v.value); s && s->empty())
+        out.value = std::vector<double>{};
+      else if (!std::holds_alternative<std::vector<double>>(v.value))
+        throw wrong();
+      break;
+  }
+  return out;
+}
+
+ConfigValue parse_default(const KeySpec& spec, std::int64_t seed) {
+  ConfigValue v;
+  if (spec.default_text == "(seed)") {
+    v.value = seed;
+    return v;
+  }
+  if (spec.default_text.starts_with("[] (")) {
+    v.value = std::vector<std::string>{};
+    return v;
+  }
+  auto table = toml::parse("v = " + spec.default_text);
+  v = from_node(*table.get("v"), spec.key, "", "");
+  v.file.clear();
+  v.line = 0;
+  return coerce(spec.key, v);
+}
+
+bool applies(const KeySpec& spec, const std::map<std::string, ConfigValue>& resolved) {
+  if (spec.when.empty()) return true;
+  const auto eq = spec.when.find('=');
+  const std::string cond_key = spec.when.substr(0, eq);
+  const auto it = resolved.find(cond_key);
+  if (it == resolved.end()) return false;
+  const auto* value = std::get_if<std::string>(&it->second.value);
+  if (!value) return false;
+  std::stringstream options(spec.when.substr(eq + 1));
+  std::string option;
+  while (std::getline(options, option, '|'))
+    if (option == *value) return true;
+  return false;
+}
+
+const std::string& get_string(const std::map<std::string, ConfigValue>& m, const std::string& k) {
+  return std::get<std::string>(m.at(k).value);
+}
+
+}  // namespace
+
+std::string nearest_key(const std::string& key) {
+  // Closest by the whole key or by its last part (a key put in the wrong section), ties
+  // broken by the whole key.
+  std::string best;
+  std::pair<std::size_t, std::size_t> best_d{std::string::npos, std::string::npos};
+  const std::string leaf = key.substr(key.rfind('.') + 1);
+  for (const auto& spec : config_schema()) {
+    const std::string spec_leaf = spec.key.substr(spec.key.rfind('.') + 1);
+    const std::size_t full = edit_distance(key, spec.key);
+    const std::pair d{std::min(full, edit_distance(leaf, spec_leaf) + 1), full};
+    if (d < best_d) best_d = d, best = spec.key;
+  }
+  return best;
+}
+
+std::string value_text(const ConfigValue& value) {
+  return std::visit(
+      [](const auto& v) -> std::string {
+        using V = std::decay_t<decltype(v)>;
+        std::ostringstream os;
+        if constexpr (std::is_same_v<V, std::string>) {
+          os << v;
+        } else if constexpr (std::is_same_v<V, bool>) {
+          os << (v ? "true" : "false");
+        } else if constexpr (std::is_same_v<V, double>) {
+          os << toml::value<double>(v);
+        } else if constexpr (std::is_same_v<V, std::int64_t>) {
+          os << v;
+        } else if constexpr (std::is_same_v<V, ConfigValue::Array2>) {
+          os << "[";
+          for (std::size_t i = 0; i < v.size(); ++i) {
+            os << (i ? ", [" : "[");
+            for (std::size_t j = 0; j < v[i].size(); ++j) os << (j ? ", " : "") << v[i][j];
+            os << "]";
+          }
+          os << "]";
+        } else {
+          os << "[";
+          for (std::size_t i = 0; i < v.size(); ++i) {
+            if (i) os << ", ";
+            if constexpr (std::is_same_v<V, std::vector<double>>)
+              os << toml::value<double>(v[i]);
+            else
+              os << v[i];
+          }
+          os << "]";
+        }
+        return os.str();
+      },
+      value.value);
+}
+
+InputError RunSpec::error_at(const std::string& key, const std::string& message) const {
+  const auto it = values.find(key);
+  if (it == values.end()) return InputError("", 0, key, message);
+  return value_error(key, it->second, message);
+}
+
+ConfigFile load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  ConfigFile config;
+  config.path = path;
+  toml::table table;
+  try {
+    table = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    const std::string description(e.description());
+    if (!fs::exists(path)) throw InputError(path, 0, "", "cannot open config file");
+    throw InputError(path, static_cast<int>(e.source().begin.line), "",
+                     "malformed TOML: " + description);
+  }
+  const std::string base_dir = fs::absolute(path).parent_path().string();
+  flatten(table, "", path, base_dir, config);
+
+  for (const auto& o : overrides) {
+    const auto eq = o.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw InputError("--set", 0, "", "'" + o + "' is not of the form key=value");
+    const std::string key = o.substr(0, eq), text = o.substr(eq + 1);
+    ConfigValue v;
+    v.file = "--set";
+    v.base_dir = fs::current_path().string();
+    check_known(key, v);
+    toml::table parsed;
+    bool is_toml = true;
+    try {
+      parsed = toml::parse("v = " + text);
+    } catch (const toml::parse_error&) {
+      is_toml = false;
+    }
+    if (is_toml && !(find_key(key)->type == KeyType::kString && !parsed.get("v")->is_string())) {
+      ConfigValue pv = from_node(*parsed.get("v"), key, "--set", v.base_dir);
+      pv.line = 0;
+      v = pv;
+    } else {
+      v.value = text;  // a bare word: a string
+    }
+    config.values[key] = v;
+  }
+  return config;
+}
+
+RunSpec resolve(const ConfigFile& config,
+                const std::vector<std::pair<std::string, ConfigValue>>& point) {
+  std::map<std::string, ConfigValue> given = config.values;
+  for (const auto& [k, v] : point) given[k] = v;
+
+  RunSpec spec;
+  std::map<std::string, ConfigValue>& r = spec.values;
+  std::int64_t seed = 1;
+  if (auto it = given.find("seed"); it != given.end()) {
+    seed = std::get<std::int64_t>(coerce("seed", it->second).value);
+    if (seed < 0) throw value_error("seed", it->second, "must be >= 0");
+  }
+  for (const auto& key : config_schema()) {
+    const bool on = applies(key, r);
+    const auto it = given.find(key.key);
+    if (it != given.end()) {
+      ConfigValue v = coerce(key.key, it->second);
+      if (!on) {
+        // Present but without effect in this config: say so (once), and leave it out.
+        static std::mutex mutex;
+        static std::set<std::string> warned;
+        std::lock_guard lock(mutex);
+        if (warned.insert(where(v) + key.key).second)
+          std::fprintf(stderr, "warning: %s: %s has no effect here (it applies when %s)\n",
+                       where(v).c_str(), key.key.c_str(), key.when.c_str());
+        continue;
+      }
+      r[key.key] = v;
+    } else if (on) {
+      if (key.default_text.empty()) {
+        ConfigValue at;
+        at.file = config.path;
+        throw value_error(key.key, at, "missing required key");
+      }
+      if (key.key == "name") {
+        ConfigValue v;
+        v.value = fs::path(config.path).stem().string();
+        r[key.key] = v;
+      } else {
+        r[key.key] = parse_default(key, seed);
+      }
+    }
+  }
+
+  auto str = [&](const std::string& k) -> const std::string& { return get_string(r, k); };
+  auto num = [&](const std::string& k) { return std::get<double>(r.at(k).value); };
+  auto integer = [&](const std::string& k) { return std::get<std::int64_t>(r.at(k).value); };
+  auto boolean = [&](const std::string& k) { return std::get<bool>(r.at(k).value); };
+  auto strings = [&](const std::string& k) {
+    return std::get<std::vector<std::string>>(r.at(k).value);
+  };
+  auto fail = [&](const std::string& k, const std::string& msg) { return spec.error_at(k, msg); };
+  auto one_of = [&](const std::string& k, const std::vector<std::string>& options) {
+    const std::string& v = str(k);
+    if (std::find(options.begin(), options.end(), v) != options.end()) return;
+    std::string list;
+    for (const auto& o : options) list += (list.empty() ? "" : ", ") + o;
+    throw fail(k, "'" + v + "' is not one of: " + list);
+  };
+  auto registered = [&](const std::string& k, const Registry& reg) {
+    std::vector<std::string> names;
+    for (const auto& e : reg) names.push_back(e.name);
+    one_of(k, names);
+  };
+  auto positive_int = [&](const std::string& k) {
+    const auto v = integer(k);
+    if (v < 1) throw fail(k, "must be >= 1 (got " + std::to_string(v) + ")");
+    return static_cast<int>(v);
+  };
+  auto path_of = [&](const std::string& k, const std::string& p) {
+    const fs::path f(p);
+    return (f.is_absolute() ? f : fs::path(r.at(k).base_dir) / f).lexically_normal().string();
+  };
+
+  spec.name = str("name");
+  if (spec.name.empty() || spec.name.find('/') != std::string::npos)
+    throw fail("name", "must be a non-empty name without '/'");
+  spec.seed = static_cast<std::uint64_t>(seed);
+
+  // [data]
+  DataSpec& d = spec.data;
+  d.source = str("data.source");
+  one_of("data.source", {"synthetic.gaussian_mixture", "npy", "npz", "csv"});
+  if (d.source == "synthetic.gaussian_mixture") {
+    if (integer("data.seed") < 0) throw fail("data.seed", "must be >= 0");
+    d.seed = derive_seed(static_cast<std::uint64_t>(integer("data.seed")), "data");
+    d.components = positive_int("data.components");
+    d.samples = positive_int("data.samples");
+    d.dim = positive_int("data.dim");
+    d.targets = positive_int("data.targets");
+    d.noise = num("data.noise");
+    if (!(d.noise >= 0)) throw fail("data.noise", "must be >= 0");
+    d.map_std = num("data.map_std");
+    if (!(d.map_std >= 0)) throw fail("data.map_std", "must be >= 0");
+    d.mean_std = num("data.mean_std");
+    if (!(d.mean_std >= 0)) throw fail("data.mean_std", "must be >= 0");
+    const auto range = std::get<std::vector<double>>(r.at("data.scale_range").value);
+    if (range.size() != 2 || !(range[0] > 0) || !(range[0] <= range[1]))
+      throw fail("data.scale_range", "must be [lo, hi] with 0 < lo <= hi");
+    d.scale_min = range[0];
+    d.scale_max = range[1];
+  } else if (d.source == "npy") {
+    d.x = path_of("data.x", str("data.x"));
+    d.y = path_of("data.y", str("data.y"));
+  } else {
+    d.path = path_of("data.path", str("data.path"));
+    if (d.source == "npz") {
+      d.x_key = str("data.x_key");
+      d.y_key = str("data.y_key");
+    } else {
+      d.target_columns = strings("data.target_columns");
+      if (d.target_columns.empty())
+        throw fail("data.target_columns", "must name at least one column");
+      d.feature_columns = strings("data.feature_columns");
+      const std::string& delim = str("data.delimiter");
+      if (delim.size() != 1) throw fail("data.delimiter", "must be one character");
+      d.delimiter = delim[0];
+    }
+  }
+  d.standardize = boolean("data.standardize");
+  d.whiten = boolean("data.whiten");
+
+  // [model]
+  for (auto w : std::get<std::vector<std::int64_t>>(r.at("model.widths").value)) {
+    if (w < 1)
+      throw fail("model.widths", "every width must be >= 1 (got " + std::to_string(w) + ")");
+    spec.widths.push_back(static_cast<int>(w));
+  }
+  if (spec.widths.size() < 2)
+    throw fail("model.widths", "needs at least two entries (input and output width)");
+
+  // [init]
+  InitSpec& init = spec.init;
+  init.scheme = str("init.scheme");
+  registered("init.scheme", init_registry());
+  if (r.count("init.seed")) {
+    if (integer("init.seed") < 0) throw fail("init.seed", "must be >= 0");
+    init.seed = derive_seed(static_cast<std::uint64_t>(integer("init.seed")), "init");
+  }
+  if (r.count("init.std")) {
+    init.std = num("init.std");
+    if (!(init.std >= 0)) throw fail("init.std", "must be >= 0");
+  }
+  if (r.count("init.gain")) init.gain = num("init.gain");
+  if (r.count("init.noise")) {
+    init.noise = num("init.noise");
+    if (!(init.noise >= 0)) throw fail("init.noise", "must be >= 0");
+  }
+  if (r.count("init.paths")) {
+    for (const auto& p : strings("init.paths")) init.paths.push_back(path_of("init.paths", p));
+    if (init.paths.size() != spec.widths.size() - 1)
+      throw fail("init.paths", "has " + std::to_string(init.paths.size()) + " files for " +
+                                   std::to_string(spec.widths.size() - 1) + " layers");
+  }
+
+  // [loss]
+  one_of("loss.kind", {"lp", "l2"});
+  spec.loss.p = str("loss.kind") == "l2" ? 2.0 : num("loss.p");
+  if (!(spec.loss.p >= 1) || !std::isfinite(spec.loss.p))
+    throw fail("loss.p", "must be >= 1 (got " + value_text(r.at("loss.p")) + ")");
+  one_of("loss.reduction", {"mean", "sum"});
+  spec.loss.reduction = str("loss.reduction") == "mean" ? Reduction::kMean : Reduction::kSum;
+  one_of("loss.path", {"auto", "stats", "data"});
+  spec.loss.path = str("loss.path");
+  if (spec.loss.path == "stats" && spec.loss.p != 2.0)
+    throw fail("loss.path", "stats needs the l2 loss (p = 2)");
+
+  // [optimizer]
+  OptimizerSpec& o = spec.train.optimizer;
+  o.kind = str("optimizer.kind");
+  registered("optimizer.kind", optimizer_registry());
+  o.lr = num("optimizer.lr");
+  if (!(o.lr > 0) || !std::isfinite(o.lr))
+    throw fail("optimizer.lr", "must be > 0 (got " + value_text(r.at("optimizer.lr")) + ")");
+  o.steps = integer("optimizer.steps");
+  if (o.steps < 0) throw fail("optimizer.steps", "must be >= 0");
+  if (r.count("optimizer.momentum")) {
+    o.momentum = num("optimizer.momentum");
+    if (!(o.momentum >= 0 && o.momentum < 1)) throw fail("optimizer.momentum", "must be in [0, 1)");
+  }
+  o.schedule.kind = str("optimizer.schedule");
+  registered("optimizer.schedule", schedule_registry());
+
+  // [record], [stop]
+  spec.train.every = integer("record.every");
+  if (spec.train.every < 1) throw fail("record.every", "must be >= 1");
+  spec.train.probes = strings("record.probes");
+  std::set<std::string> seen;
+  for (const auto& p : spec.train.probes) {
+    if (!find_entry(probe_registry(), p)) {
+      std::string list;
+      for (const auto& e : probe_registry()) list += (list.empty() ? "" : ", ") + e.name;
+      throw fail("record.probes", "unknown probe '" + p + "' (known: " + list + ")");
+    }
+    if (!seen.insert(p).second) throw fail("record.probes", "probe '" + p + "' is listed twice");
+  }
+  spec.train.stop.loss = num("stop.loss");
+  if (!(spec.train.stop.loss >= 0)) throw fail("stop.loss", "must be >= 0");
+  spec.train.stop.diverge_factor = num("stop.diverge_factor");
+  if (!(spec.train.stop.diverge_factor > 1)) throw fail("stop.diverge_factor", "must be > 1");
+
+  // The resolved config, every default filled in and paths made absolute.
+  toml::table out;
+  for (const auto& [key, v] : r) {
+    toml::table* t = &out;
+    std::string rest = key;
+    for (auto dot = rest.find('.'); dot != std::string::npos; dot = rest.find('.')) {
+      const std::string section = rest.substr(0, dot);
+      if (!t->contains(section)) t->insert(section, toml::table{});
+      t = t->get_as<toml::table>(section);
+      rest = rest.substr(dot + 1);
+    }
+    std::visit(
+        [&](const auto& x) {
+          using V = std::decay_t<decltype(x)>;
+          if constexpr (std::is_same_v<V, ConfigValue::Array2>) {
+            toml::array a;
+            for (const auto& row : x) {
+              toml::array inner;
+              for (auto e : row) inner.push_back(e);
+              a.push_back(std::move(inner));
+            }
+            t->insert_or_assign(rest, std::move(a));
+          } else if constexpr (std::is_same_v<V, std::vector<std::string>> ||
+                               std::is_same_v<V, std::vector<std::int64_t>> ||
+                               std::is_same_v<V, std::vector<double>>) {
+            toml::array a;
+            for (const auto& e : x) a.push_back(e);
+            t->insert_or_assign(rest, std::move(a));
+          } else {
+            t->insert_or_assign(rest, x);
+          }
+        },
+        v.value);
+  }
+  // Paths as resolved.
+  if (d.source == "npy") {
+    out.get_as<toml::table>("data")->insert_or_assign("x", d.x);
+    out.get_as<toml::table>("data")->insert_or_assign("y", d.y);
+  } else if (!d.path.empty()) {
+    out.get_as<toml::table>("data")->insert_or_assign("path", d.path);
+  }
+  if (!init.paths.empty()) {
+    toml::array a;
+    for (const auto& p : init.paths) a.push_back(p);
+    out.get_as<toml::table>("init")->insert_or_assign("paths", std::move(a));
+  }
+  std::ostringstream os;
+  os << out << "\n";
+  spec.resolved_toml = os.str();
+  return spec;
+}
+
+}  // namespace dln

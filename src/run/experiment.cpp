@@ -1,0 +1,335 @@
+#include "dln/run/experiment.hpp"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "dln/data/synthetic.hpp"
+#include "dln/io/csv.hpp"
+#include "dln/io/npy.hpp"
+#include "dln/io/npz.hpp"
+#include "dln/probe/probe.hpp"
+#include "dln/run/csv_recorder.hpp"
+#include "dln/version.hpp"
+
+namespace dln {
+namespace fs = std::filesystem;
+
+namespace {
+
+// Runs f; an InputError from a file is reported at `key` of the config as well.
+template <typename F>
+auto at_key(const RunSpec& spec, const std::string& key, F&& f) {
+  try {
+    return f();
+  } catch (const InputError& e) {
+    throw spec.error_at(key, e.what());
+  }
+}
+
+Eigen::MatrixXd samples_from(const io::NpyArray& a, const std::string& what, const RunSpec& spec,
+                             const std::string& key) {
+  if (a.shape.empty() || a.shape.size() > 2)
+    throw spec.error_at(key, what + " has shape " + io::shape_string(a.shape) + "; expected (n, " +
+                                 (key == "data.y" ? "k" : "d") + ")");
+  return a.transposed_matrix();
+}
+
+std::string data_key(const RunSpec& spec) {
+  std::string key;
+  for (const auto& [k, v] : spec.values)
+    if (k.starts_with("data.")) key += k + "=" + value_text(v) + ";";
+  return key;
+}
+
+std::string loss_key(const RunSpec& spec) {
+  return fmt::format("p={};r={};path={}", spec.loss.p, static_cast<int>(spec.loss.reduction),
+                     spec.loss.path);
+}
+
+std::shared_ptr<const Problem> make_problem(const RunSpec& spec,
+                                            std::shared_ptr<const Dataset> data) {
+  const GradientPath path = spec.loss.path == "stats"  ? GradientPath::kStats
+                            : spec.loss.path == "data" ? GradientPath::kData
+                                                       : GradientPath::kAuto;
+  return std::make_shared<const Problem>(std::move(data), LpLoss(spec.loss.p, spec.loss.reduction),
+                                         path);
+}
+
+std::string number(double v) {
+  return fmt::format("{}", v);
+}
+
+void write_text(const fs::path& path, const std::string& text) {
+  std::ofstream out(path);
+  out << text;
+  if (!out) throw std::runtime_error("cannot write " + path.string());
+}
+
+nlohmann::json json_number(double v) {
+  return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(number(v));
+}
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string q = "\"";
+  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+
+}  // namespace
+
+std::shared_ptr<const Dataset> load_data(const RunSpec& spec) {
+  const DataSpec& d = spec.data;
+  auto data = std::make_shared<Dataset>();
+  if (d.source == "synthetic.gaussian_mixture") {
+    GaussianMixtureSpec g;
+    g.components = d.components;
+    g.samples = d.samples;
+    g.dim = d.dim;
+    g.targets = d.targets;
+    g.noise = d.noise;
+    g.mean_std = d.mean_std;
+    g.map_std = d.map_std;
+    g.scale_min = d.scale_min;
+    g.scale_max = d.scale_max;
+    g.seed = d.seed;
+    *data = gaussian_mixture(g);
+  } else if (d.source == "npy") {
+    const auto x = at_key(spec, "data.x", [&] { return io::read_npy(d.x); });
+    const auto y = at_key(spec, "data.y", [&] { return io::read_npy(d.y); });
+    data->X = samples_from(x, d.x, spec, "data.x");
+    data->Y = samples_from(y, d.y, spec, "data.y");
+  } else if (d.source == "npz") {
+    const auto arrays = at_key(spec, "data.path", [&] { return io::read_npz(d.path); });
+    for (const auto& [key, name] : {std::pair{"data.x_key", d.x_key}, {"data.y_key", d.y_key}}) {
+      const auto it = arrays.find(name);
+      if (it == arrays.end())
+        throw spec.error_at(key, d.path + " has no array named '" + name + "'");
+      (std::string(key) == "data.x_key" ? data->X : data->Y) =
+          samples_from(it->second, d.path + ":" + name, spec, key);
+    }
+  } else {
+    const auto table = at_key(spec, "data.path", [&] { return io::read_csv(d.path, d.delimiter); });
+    auto column = [&](const std::string& name, const std::string& key) {
+      const auto it = std::find(table.columns.begin(), table.columns.end(), name);
+      if (it == table.columns.end())
+        throw spec.error_at(key, d.path + " has no column '" + name + "'");
+      return static_cast<std::size_t>(it - table.columns.begin());
+    };
+    std::vector<std::size_t> ycols, xcols;
+    for (const auto& c : d.target_columns) ycols.push_back(column(c, "data.target_columns"));
+    if (!d.feature_columns.empty()) {
+      for (const auto& c : d.feature_columns) xcols.push_back(column(c, "data.feature_columns"));
+    } else {
+      for (std::size_t c = 0; c < table.columns.size(); ++c)
+        if (std::find(ycols.begin(), ycols.end(), c) == ycols.end()) xcols.push_back(c);
+    }
+    const auto n = static_cast<Eigen::Index>(table.rows());
+    data->X.resize(static_cast<Eigen::Index>(xcols.size()), n);
+    data->Y.resize(static_cast<Eigen::Index>(ycols.size()), n);
+    for (Eigen::Index i = 0; i < n; ++i) {
+      for (std::size_t j = 0; j < xcols.size(); ++j) data->X(j, i) = table.at(i, xcols[j]);
+      for (std::size_t j = 0; j < ycols.size(); ++j) data->Y(j, i) = table.at(i, ycols[j]);
+    }
+  }
+  const std::string origin = d.source == "npy" ? "data.y" : "data.source";
+  if (data->X.cols() != data->Y.cols())
+    throw spec.error_at(origin, fmt::format("the targets have {} samples, the inputs {}",
+                                            data->Y.cols(), data->X.cols()));
+  if (data->samples() == 0 || data->dim() == 0 || data->targets() == 0)
+    throw spec.error_at(origin, "the data set is empty");
+  if (!data->X.allFinite() || !data->Y.allFinite())
+    throw spec.error_at(origin, "the data contain NaN or infinite values");
+  if (d.standardize) standardize(*data);
+  if (d.whiten && !whiten(*data))
+    throw spec.error_at("data.whiten", "cannot whiten: Sigma_xx = X X^T / n is singular");
+  return data;
+}
+
+std::shared_ptr<const Problem> ProblemCache::get(const RunSpec& spec) {
+  std::lock_guard lock(mutex_);
+  const std::string dkey = data_key(spec), pkey = dkey + "|" + loss_key(spec);
+  if (auto it = problems_.find(pkey); it != problems_.end()) return it->second;
+  auto& data = data_[dkey];
+  if (!data) data = load_data(spec);
+  auto problem = make_problem(spec, data);
+  problems_[pkey] = problem;
+  return problem;
+}
+
+PreparedRun prepare(const RunSpec& spec, ProblemCache* cache) {
+  PreparedRun run;
+  run.spec = spec;
+  run.problem = cache ? cache->get(spec) : make_problem(spec, load_data(spec));
+  const Problem& p = *run.problem;
+  if (spec.widths.front() != p.dim())
+    throw spec.error_at("model.widths",
+                        fmt::format("first width {} differs from the data dimension d = {}",
+                                    spec.widths.front(), p.dim()));
+  if (spec.widths.back() != p.targets())
+    throw spec.error_at("model.widths",
+                        fmt::format("last width {} differs from the target dimension k = {}",
+                                    spec.widths.back(), p.targets()));
+  for (const auto& name : spec.train.probes)
+    if (auto why = probe_unavailable(name, p); !why.empty())
+      throw spec.error_at("record.probes", why);
+  run.net = at_key(spec, spec.init.scheme == "npy" ? "init.paths" : "init.scheme",
+                   [&] { return initialize(spec.widths, spec.init); });
+  return run;
+}
+
+void check_output_dir(const std::string& dir, bool force) {
+  if (!fs::exists(dir) || force) return;
+  if (fs::exists(fs::path(dir) / "summary.json"))
+    throw InputError(dir, 0, "", "already holds a completed run (use --force to overwrite it)");
+  if (!fs::is_directory(dir) || !fs::is_empty(dir))
+    throw InputError(dir, 0, "",
+                     "exists and is not an empty directory (use --force to replace it)");
+}
+
+RunResult write_run(PreparedRun& run, const std::string& dir) {
+  const fs::path root(dir);
+  fs::create_directories(root / "weights");
+  write_text(root / "config.toml", run.spec.resolved_toml);
+
+  CsvRecorder recorder((root / "metrics.csv").string());
+  const RunResult result = train(*run.problem, run.net, run.spec.train, &recorder);
+  recorder.close();
+
+  for (int l = 0; l < run.net.depth(); ++l)
+    io::write_npy((root / "weights" / fmt::format("W{}.npy", l + 1)).string(), run.net.layers[l]);
+
+  nlohmann::ordered_json summary;
+  summary["name"] = run.spec.name;
+  summary["status"] = status_name(result.status);
+  summary["steps"] = result.steps;
+  summary["wall_seconds"] = result.seconds;
+  summary["steps_per_second"] = result.seconds > 0 ? result.steps / result.seconds : 0.0;
+  summary["seed"] = run.spec.seed;
+  summary["dln_version"] = kVersion;
+  summary["initial_loss"] = json_number(result.initial_loss);
+  summary["final_loss"] = json_number(result.final_loss);
+  nlohmann::ordered_json final_values;
+  for (std::size_t i = 0; i < result.columns.size(); ++i)
+    final_values[result.columns[i]] = json_number(result.final_row[i]);
+  summary["final"] = final_values;
+  write_text(root / "summary.json", summary.dump(2) + "\n");
+  return result;
+}
+
+RunResult run_atomically(PreparedRun& run, const std::string& dir, bool force) {
+  check_output_dir(dir, force);
+  const fs::path target = fs::absolute(dir).lexically_normal();
+  if (!target.parent_path().empty()) fs::create_directories(target.parent_path());
+  const fs::path tmp = target.string() + fmt::format(".tmp-{}", ::getpid());
+  fs::remove_all(tmp);
+  RunResult result;
+  try {
+    result = write_run(run, tmp.string());
+  } catch (...) {
+    fs::remove_all(tmp);
+    throw;
+  }
+  if (fs::exists(target)) fs::remove_all(target);
+  fs::rename(tmp, target);
+  return result;
+}
+
+SweepOutcome run_sweep(const ConfigFile& config, const std::string& dir, int jobs, bool force) {
+  check_output_dir(dir, force);
+  // Cartesian product, the first axis varying slowest.
+  std::vector<std::vector<std::pair<std::string, ConfigValue>>> points(1);
+  for (const auto& [key, values] : config.sweep) {
+    std::vector<std::vector<std::pair<std::string, ConfigValue>>> next;
+    for (const auto& p : points)
+      for (const auto& v : values) {
+        next.push_back(p);
+        next.back().emplace_back(key, v);
+      }
+    points = std::move(next);
+  }
+
+  // Validate and prepare every point before any runs.
+  ProblemCache cache;
+  std::vector<PreparedRun> runs;
+  std::vector<std::string> names;
+  const int digits = static_cast<int>(std::to_string(points.size() - 1).size());
+  for (std::size_t i = 0; i < points.size(); ++i) {
+    runs.push_back(prepare(resolve(config, points[i]), &cache));
+    names.push_back(fmt::format("{:0{}}", i, std::max(digits, 3)));
+  }
+
+  const fs::path target = fs::absolute(dir).lexically_normal();
+  if (!target.parent_path().empty()) fs::create_directories(target.parent_path());
+  const fs::path tmp = target.string() + fmt::format(".tmp-{}", ::getpid());
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+
+  std::vector<RunResult> results(runs.size());
+  std::atomic<std::size_t> next{0};
+  std::exception_ptr error;
+  std::mutex error_mutex;
+  auto worker = [&] {
+    for (std::size_t i; (i = next++) < runs.size();) {
+      try {
+        results[i] = write_run(runs[i], (tmp / names[i]).string());
+      } catch (...) {
+        std::lock_guard lock(error_mutex);
+        if (!error) error = std::current_exception();
+        next = runs.size();
+      }
+    }
+  };
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<std::thread> pool;
+  for (int t = 0; t < std::max(1, jobs); ++t) pool.emplace_back(worker);
+  for (auto& t : pool) t.join();
+  if (error) {
+    fs::remove_all(tmp);
+    std::rethrow_exception(error);
+  }
+
+  // runs.csv: swept values, status and the final metrics (wall-clock columns left out, so
+  // that the table does not depend on --jobs or the machine's load).
+  std::vector<std::string> metric_columns;
+  for (const auto& r : results)
+    for (const auto& c : r.columns)
+      if (c != "time" &&
+          std::find(metric_columns.begin(), metric_columns.end(), c) == metric_columns.end())
+        metric_columns.push_back(c);
+  std::string csv = "run";
+  for (const auto& [key, values] : config.sweep) csv += "," + csv_field(key);
+  csv += ",status,steps";
+  for (const auto& c : metric_columns) csv += "," + c;
+  csv += "\n";
+  SweepOutcome outcome;
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    csv += names[i];
+    for (const auto& [key, v] : points[i]) csv += "," + csv_field(value_text(v));
+    csv += fmt::format(",{},{}", status_name(results[i].status), results[i].steps);
+    for (const auto& c : metric_columns) {
+      const auto it = std::find(results[i].columns.begin(), results[i].columns.end(), c);
+      csv += ",";
+      if (it != results[i].columns.end())
+        csv +=
+            number(results[i].final_row[static_cast<std::size_t>(it - results[i].columns.begin())]);
+    }
+    csv += "\n";
+    ++outcome.statuses[status_name(results[i].status)];
+  }
+  write_text(tmp / "runs.csv", csv);
+  if (fs::exists(target)) fs::remove_all(target);
+  fs::rename(tmp, target);
+  outcome.runs = runs.size();
+  outcome.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return outcome;
+}
+
+}  // namespace dln

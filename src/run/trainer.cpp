@@ -1,0 +1,70 @@
+#include "dln/run/trainer.hpp"
+
+#include <chrono>
+#include <cmath>
+
+#include "dln/probe/probe.hpp"
+
+namespace dln {
+
+const char* status_name(RunStatus status) {
+  switch (status) {
+    case RunStatus::kCompleted:
+      return "completed";
+    case RunStatus::kConverged:
+      return "converged";
+    case RunStatus::kDiverged:
+      return "diverged";
+  }
+  return "?";
+}
+
+RunResult train(const Problem& problem, LinearNet& net, const TrainSpec& spec, Recorder* recorder) {
+  StepCache cache;
+  cache.bind(problem, net);
+  ProbeSet probes(spec.probes, cache);
+  auto optimizer = make_optimizer(spec.optimizer);
+  optimizer->reset(net);
+
+  RunResult result;
+  result.columns = probes.columns();
+  result.final_row.assign(result.columns.size(), 0.0);
+  if (recorder) recorder->begin(result.columns);
+
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  StepInfo info;
+  auto record = [&] {
+    info.step = result.steps;
+    info.time = std::chrono::duration<double>(Clock::now() - start).count();
+    probes.measure(info, cache, result.final_row);
+    if (recorder) recorder->record(result.steps, result.final_row);
+  };
+  auto check_stop = [&](double loss) {
+    const double limit = spec.stop.diverge_factor * result.initial_loss;
+    if (!std::isfinite(loss) || (result.initial_loss > 0 && loss > limit))
+      result.status = RunStatus::kDiverged;
+    else if (loss < spec.stop.loss)
+      result.status = RunStatus::kConverged;
+    return result.status != RunStatus::kCompleted;
+  };
+
+  // The loop: step, check the stop rules on the new loss, record when due.
+  result.initial_loss = cache.loss();
+  check_stop(result.initial_loss);
+  record();
+  const long steps = spec.optimizer.steps;
+  while (result.status == RunStatus::kCompleted && result.steps < steps) {
+    info.lr = scheduled_lr(spec.optimizer.schedule, spec.optimizer.lr, result.steps);
+    optimizer->step(cache, net, info.lr);
+    ++result.steps;
+    const bool stop = check_stop(cache.loss());
+    if (stop || result.steps % spec.every == 0 || result.steps == steps) record();
+  }
+
+  result.final_loss = cache.loss();
+  result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return result;
+}
+
+}  // namespace dln

@@ -1,0 +1,67 @@
+// The step cache's products and norms against direct computation.
+#include <gtest/gtest.h>
+
+#include <Eigen/QR>
+#include <Eigen/SVD>
+
+#include "dln/core/step_cache.hpp"
+#include "support.hpp"
+
+namespace dln {
+namespace {
+
+TEST(StepCache, PrefixSuffixAndEndToEndAreTheChainProducts) {
+  const auto data = test::random_data(4, 3, 10, 1);
+  const Problem problem(data, LpLoss(3.0, Reduction::kMean));
+  const LinearNet net = test::random_net({4, 5, 2, 6, 3}, 3);
+  StepCache cache;
+  cache.bind(problem, net);
+  const int L = net.depth();
+  for (int l = 1; l <= L; ++l) {
+    Eigen::MatrixXd p = net.layers[0];
+    for (int j = 1; j < l; ++j) p = net.layers[j] * p;
+    EXPECT_LT(test::relative_error(cache.prefix(l), p), 1e-15);
+  }
+  for (int l = 0; l < L; ++l) {
+    Eigen::MatrixXd s = net.layers[L - 1];
+    for (int j = L - 2; j >= l; --j) s = s * net.layers[j];
+    EXPECT_LT(test::relative_error(cache.suffix(l), s), 1e-15) << "S_" << l;
+  }
+  EXPECT_LT(test::relative_error(cache.end_to_end(), net.end_to_end()), 1e-15);
+}
+
+TEST(StepCache, SpectralNormsMatchSingularValueDecomposition) {
+  const auto data = test::random_data(4, 3, 10, 1);
+  const Problem problem(data, LpLoss(2.0, Reduction::kMean));
+  const LinearNet net = test::random_net({4, 7, 2, 3}, 6);
+  StepCache cache;
+  cache.bind(problem, net);
+  for (int l = 0; l < net.depth(); ++l) {
+    Eigen::JacobiSVD<Eigen::MatrixXd> svd(net.layers[l]);
+    // 1e-13: the Gram eigenvalue is exact to eps relative; its square root halves that.
+    EXPECT_NEAR(cache.layer_spectral_norms()[l], svd.singularValues()(0),
+                1e-13 * svd.singularValues()(0));
+  }
+  Eigen::JacobiSVD<Eigen::MatrixXd> svd(net.end_to_end());
+  EXPECT_NEAR(cache.e2e_spectral_norm(), svd.singularValues()(0), 1e-13 * svd.singularValues()(0));
+}
+
+TEST(StepCache, OptimumIsTheMinimumNormLeastSquaresSolution) {
+  // Rank-deficient inputs (a repeated feature): the min-norm solution is Y X^+.
+  auto data = std::make_shared<Dataset>();
+  Rng rng(3);
+  data->X = rng.normal_matrix(4, 30);
+  data->X.row(3) = data->X.row(0);
+  data->Y = rng.normal_matrix(2, 30);
+  const Problem problem(data, LpLoss(2.0, Reduction::kMean));
+  const Eigen::MatrixXd pinv =
+      data->X.transpose().completeOrthogonalDecomposition().pseudoInverse();
+  const Eigen::MatrixXd expected = data->Y * pinv.transpose();
+  EXPECT_LT(test::relative_error(problem.optimum(), expected), 1e-12);
+  // Normal equations hold: W_* Sigma_xx = Sigma_yx.
+  EXPECT_LT(test::relative_error(problem.optimum() * problem.sigma_xx(), problem.sigma_yx()),
+            1e-12);
+}
+
+}  // namespace
+}  // namespace dln

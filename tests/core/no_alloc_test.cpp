@@ -1,0 +1,103 @@
+// Nothing allocates inside the step loop: every malloc of the process is counted while the
+// loop runs (this executable replaces malloc; it is not built under the sanitizers, which
+// replace it themselves).
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+
+#include "dln/init/init.hpp"
+#include "dln/probe/probe.hpp"
+#include "dln/run/csv_recorder.hpp"
+#include "dln/run/trainer.hpp"
+#include "support.hpp"
+
+namespace {
+std::atomic<bool> g_counting{false};
+std::atomic<long> g_allocations{0};
+}  // namespace
+
+extern "C" {
+void* __libc_malloc(std::size_t);
+void* __libc_calloc(std::size_t, std::size_t);
+void* __libc_realloc(void*, std::size_t);
+void* malloc(std::size_t n) {
+  if (g_counting.load(std::memory_order_relaxed)) ++g_allocations;
+  return __libc_malloc(n);
+}
+void* calloc(std::size_t n, std::size_t size) {
+  if (g_counting.load(std::memory_order_relaxed)) ++g_allocations;
+  return __libc_calloc(n, size);
+}
+void* realloc(void* p, std::size_t n) {
+  if (g_counting.load(std::memory_order_relaxed)) ++g_allocations;
+  return __libc_realloc(p, n);
+}
+}
+
+namespace dln {
+namespace {
+
+// Counts allocations from begin() (after every buffer is sized) to the end of train().
+class CountingRecorder final : public Recorder {
+ public:
+  explicit CountingRecorder(Recorder& inner) : inner_(inner) {}
+  void begin(const std::vector<std::string>& columns) override {
+    inner_.begin(columns);
+    g_allocations = 0;
+    g_counting = true;
+  }
+  void record(long step, std::span<const double> row) override { inner_.record(step, row); }
+
+ private:
+  Recorder& inner_;
+};
+
+long allocations_in_training(const Problem& problem, const std::vector<int>& widths,
+                             const std::string& optimizer) {
+  LinearNet net = initialize(widths, {.scheme = "glorot_normal", .seed = 1});
+  TrainSpec spec;
+  spec.optimizer.kind = optimizer;
+  spec.optimizer.lr = 1e-4;
+  spec.optimizer.steps = 30;
+  spec.every = 3;
+  for (const auto& e : probe_registry())
+    if (probe_unavailable(e.name, problem).empty()) spec.probes.push_back(e.name);
+  const auto path = std::filesystem::temp_directory_path() / "dln_no_alloc_metrics.csv";
+  CsvRecorder csv(path.string());
+  CountingRecorder recorder(csv);
+  train(problem, net, spec, &recorder);
+  g_counting = false;
+  csv.close();
+  std::filesystem::remove(path);
+  return g_allocations.load();
+}
+
+TEST(NoAllocation, GuardCatchesAnAllocation) {
+  g_allocations = 0;
+  g_counting = true;
+  Eigen::MatrixXd m = Eigen::MatrixXd::Random(20, 20);
+  Eigen::MatrixXd product = m * m;  // allocates its result
+  g_counting = false;
+  EXPECT_GT(g_allocations.load(), 0);
+  EXPECT_NE(product(0, 0), 1234.5);
+}
+
+TEST(NoAllocation, StepLoopWithEveryProbeAndOptimizerDoesNotAllocate) {
+  // Basu-sized l2 (stats path), the same on the data path, and a larger l4 problem whose
+  // products go through Eigen's blocked GEMM.
+  const auto small = test::random_data(10, 3, 1200, 1);
+  const auto large = test::random_data(128, 1, 2000, 2);
+  const Problem stats(small, LpLoss(2.0, Reduction::kMean), GradientPath::kStats);
+  const Problem data(small, LpLoss(2.0, Reduction::kMean), GradientPath::kData);
+  const Problem lp4(large, LpLoss(4.0, Reduction::kMean), GradientPath::kData);
+  for (const char* opt : {"gd", "momentum", "nesterov"}) {
+    EXPECT_EQ(allocations_in_training(stats, {10, 8, 6, 4, 3}, opt), 0) << opt << " stats";
+    EXPECT_EQ(allocations_in_training(data, {10, 8, 6, 4, 3}, opt), 0) << opt << " data";
+    EXPECT_EQ(allocations_in_training(lp4, {128, 100, 100, 1}, opt), 0) << opt << " lp4";
+  }
+}
+
+}  // namespace
+}  // namespace dln
