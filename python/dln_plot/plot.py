@@ -108,6 +108,14 @@ def _no_data(ax, what):
     ax.text(0.5, 0.5, f"no {what}", ha="center", va="center", transform=ax.transAxes)
 
 
+def _legend_or_note(ax, **legend_kw):
+    """A legend if any line has points, otherwise a "no finite values" note."""
+    if any(len(line.get_xdata()) for line in ax.get_lines()):
+        ax.legend(**legend_kw)
+    else:
+        _no_data(ax, "finite values")
+
+
 def _run_title(summary, fallback):
     title = str(summary.get("name") or fallback)
     if summary.get("status"):
@@ -145,7 +153,7 @@ def plot_run(run_dir):
             ax.plot(*_points(step, columns["e2e_fro"]), "k--", lw=1.2, label=r"$\Vert W_e\Vert_F$")
         ax.set(xlabel="step", ylabel="Frobenius norm", title=f"{title}: weight norms")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize="small")
+        _legend_or_note(ax, fontsize="small")
         written += _save(fig, run_dir, "norms")
 
     balance = _indexed(columns, "balance")
@@ -160,7 +168,7 @@ def plot_run(run_dir):
         ax.set(xlabel="step", title=f"{title}: balance",
                ylabel=r"$\Vert W_{l+1}^T W_{l+1} - W_l W_l^T\Vert_F$")
         ax.grid(True, which="major", alpha=0.3)
-        ax.legend(title="layers", fontsize="small")
+        _legend_or_note(ax, title="layers", fontsize="small")
         written += _save(fig, run_dir, "balance")
 
     return written

@@ -1,0 +1,346 @@
+"""The dln command end to end: the run directory contract, sweeps, loaders, and every bad
+input (exit status 2, one line naming the file and the line or key, nothing left behind)."""
+import json
+import os
+import unittest
+from pathlib import Path
+
+import numpy as np
+
+from support import TempDir, read_metrics, run_dln, toml_list, write_config
+
+SYNTHETIC = """
+name = "{name}"
+seed = 3
+[data]
+source = "synthetic.gaussian_mixture"
+samples = 50
+[model]
+widths = [10, 6, 3]
+[optimizer]
+lr = 0.001
+steps = 40
+[record]
+every = 10
+"""
+
+
+def npy_problem(tmp, n=30, d=4, k=2, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((n, d))
+    Y = X @ rng.standard_normal((d, k)) + 0.1 * rng.standard_normal((n, k))
+    np.save(tmp / "X.npy", X)
+    np.save(tmp / "Y.npy", Y)
+    return X, Y
+
+
+NPY_CONFIG = """
+name = "npyrun"
+[data]
+source = "npy"
+x = "X.npy"
+y = "Y.npy"
+[model]
+widths = [4, 3, 2]
+[optimizer]
+lr = 0.05
+steps = 30
+"""
+
+
+def without_time(header, rows):
+    keep = [i for i, c in enumerate(header) if c != "time"]
+    return rows[:, keep]
+
+
+class RunDirectory(unittest.TestCase):
+    def test_run_writes_the_contract_files(self):
+        with TempDir() as tmp:
+            cfg = write_config(tmp / "c.toml", SYNTHETIC.format(name="contract"))
+            out = run_dln("run", cfg, "--out", tmp / "run")
+            self.assertEqual(out.returncode, 0, out.stderr)
+            run = tmp / "run"
+            for f in ("config.toml", "metrics.csv", "summary.json", "weights/W1.npy",
+                      "weights/W2.npy"):
+                self.assertTrue((run / f).is_file(), f)
+            header, rows = read_metrics(run)
+            self.assertEqual(header, ["step", "loss", "fro.1", "fro.2", "balance.1", "e2e_fro",
+                                      "time"])
+            self.assertEqual(list(rows[:, 0]), [0, 10, 20, 30, 40])
+            summary = json.loads((run / "summary.json").read_text())
+            self.assertEqual(summary["status"], "completed")
+            self.assertEqual(summary["steps"], 40)
+            self.assertEqual(summary["seed"], 3)
+            self.assertIn("dln_version", summary)
+            self.assertAlmostEqual(summary["final"]["loss"], rows[-1, 1], places=15)
+            W1 = np.load(run / "weights" / "W1.npy")
+            self.assertEqual(W1.shape, (6, 10))
+            self.assertEqual(W1.dtype, np.float64)
+            self.assertAlmostEqual(np.linalg.norm(W1), rows[-1, 2], places=12)
+
+    def test_resolved_config_reproduces_the_run_bit_for_bit(self):
+        with TempDir() as tmp:
+            cfg = write_config(tmp / "c.toml", SYNTHETIC.format(name="again"))
+            self.assertEqual(run_dln("run", cfg, "--out", tmp / "a").returncode, 0)
+            out = run_dln("run", tmp / "a" / "config.toml", "--out", tmp / "b")
+            self.assertEqual(out.returncode, 0, out.stderr)
+            ha, a = read_metrics(tmp / "a")
+            hb, b = read_metrics(tmp / "b")
+            self.assertEqual(ha, hb)
+            np.testing.assert_array_equal(without_time(ha, a), without_time(hb, b))
+
+    def test_completed_run_is_not_overwritten_without_force(self):
+        with TempDir() as tmp:
+            cfg = write_config(tmp / "c.toml", SYNTHETIC.format(name="keep"))
+            self.assertEqual(run_dln("run", cfg, "--out", tmp / "r").returncode, 0)
+            before = (tmp / "r" / "metrics.csv").read_text()
+            again = run_dln("run", cfg, "--out", tmp / "r", "--set", "optimizer.steps=5")
+            self.assertEqual(again.returncode, 2)
+            self.assertIn("--force", again.stderr)
+            self.assertEqual((tmp / "r" / "metrics.csv").read_text(), before)
+            forced = run_dln("run", cfg, "--out", tmp / "r", "--set", "optimizer.steps=5",
+                             "--force")
+            self.assertEqual(forced.returncode, 0, forced.stderr)
+            _, rows = read_metrics(tmp / "r")
+            self.assertEqual(rows[-1, 0], 5)
+
+    def test_set_overrides_any_key(self):
+        with TempDir() as tmp:
+            cfg = write_config(tmp / "c.toml", SYNTHETIC.format(name="set"))
+            out = run_dln("run", cfg, "--out", tmp / "r", "--set", "optimizer.kind=momentum",
+                          "--set", "model.widths=[10, 3]", "--set", "record.probes=['loss']")
+            self.assertEqual(out.returncode, 0, out.stderr)
+            resolved = (tmp / "r" / "config.toml").read_text()
+            self.assertIn("kind = 'momentum'", resolved)
+            self.assertIn("momentum = 0.9", resolved)
+            header, _ = read_metrics(tmp / "r")
+            self.assertEqual(header, ["step", "loss"])
+
+    def test_diverging_run_is_a_result(self):
+        with TempDir() as tmp:
+            cfg = write_config(tmp / "c.toml", SYNTHETIC.format(name="boom"))
+            out = run_dln("run", cfg, "--out", tmp / "r", "--set", "optimizer.lr=10")
+            self.assertEqual(out.returncode, 0, out.stderr)
+            summary = json.loads((tmp / "r" / "summary.json").read_text())
+            self.assertEqual(summary["status"], "diverged")
+            self.assertLess(summary["steps"], 40)
+            self.assertTrue((tmp / "r" / "weights" / "W2.npy").is_file())
+
+    def test_converged_run_stops_early(self):
+        with TempDir() as tmp:
+            npy_problem(tmp)
+            cfg = write_config(tmp / "c.toml", NPY_CONFIG)
+            out = run_dln("run", cfg, "--out", tmp / "r", "--set", "stop.loss=10",
+                          "--set", "optimizer.steps=1000")
+            self.assertEqual(out.returncode, 0, out.stderr)
+            summary = json.loads((tmp / "r" / "summary.json").read_text())
+            self.assertEqual(summary["status"], "converged")
+            self.assertEqual(summary["steps"], 0)
+
+
+class Loaders(unittest.TestCase):
+    def test_npz_stored_and_compressed_and_csv_give_the_npy_run(self):
+        with TempDir() as tmp:
+            X, Y = npy_problem(tmp)
+            np.savez(tmp / "plain.npz", X=X, Y=Y)
+            np.savez_compressed(tmp / "packed.npz", inputs=X.astype(np.float32), Y=Y)
+            cols = ["a", "b", "c", "d", "y1", "y2"]
+            with open(tmp / "data.csv", "w") as f:
+                f.write(",".join(cols) + "\n")
+                for row in np.hstack([X, Y]):
+                    f.write(",".join(repr(float(v)) for v in row) + "\n")
+            cfg = write_config(tmp / "c.toml", NPY_CONFIG)
+            self.assertEqual(run_dln("run", cfg, "--out", tmp / "npy").returncode, 0)
+            variants = {
+                "plain": ["data.source=npz", "data.path=plain.npz"],
+                "csv": ["data.source=csv", "data.path=data.csv",
+                        "data.target_columns=['y1', 'y2']"],
+            }
+            _, ref = read_metrics(tmp / "npy")
+            for name, sets in variants.items():
+                args = ["run", cfg, "--out", tmp / name]
+                for s in sets:
+                    args += ["--set", s]
+                out = run_dln(*args, cwd=tmp)
+                self.assertEqual(out.returncode, 0, out.stderr)
+                header, rows = read_metrics(tmp / name)
+                np.testing.assert_array_equal(without_time(header, rows),
+                                              without_time(header, ref), err_msg=name)
+            # float32 inputs: the same run up to float32 rounding of X.
+            out = run_dln("run", cfg, "--out", tmp / "packed", "--set", "data.source=npz",
+                          "--set", "data.path=packed.npz", "--set", "data.x_key=inputs", cwd=tmp)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            header, rows = read_metrics(tmp / "packed")
+            np.testing.assert_allclose(rows[:, 1], ref[:, 1], rtol=1e-5)
+
+    def test_whiten_option_gives_identity_second_moment(self):
+        with TempDir() as tmp:
+            cfg = write_config(tmp / "c.toml", SYNTHETIC.format(name="w") +
+                               "\n[loss]\nkind = 'l2'\n")
+            out = run_dln("run", cfg, "--out", tmp / "r", "--set", "data.whiten=true",
+                          "--set", "optimizer.steps=0")
+            self.assertEqual(out.returncode, 0, out.stderr)
+
+
+class Sweep(unittest.TestCase):
+    def test_sweep_does_not_depend_on_jobs(self):
+        with TempDir() as tmp:
+            cfg = write_config(tmp / "s.toml", SYNTHETIC.format(name="sw") + """
+[sweep]
+"optimizer.lr" = [0.0005, 0.001, 0.002]
+"model.widths" = [[10, 3], [10, 8, 3]]
+seed = [1, 2]
+""")
+            one = run_dln("sweep", cfg, "--out", tmp / "j1", "--jobs", 1)
+            two = run_dln("sweep", cfg, "--out", tmp / "j2", "--jobs", 2)
+            self.assertEqual(one.returncode, 0, one.stderr)
+            self.assertEqual(two.returncode, 0, two.stderr)
+            runs1 = (tmp / "j1" / "runs.csv").read_text()
+            self.assertEqual(runs1, (tmp / "j2" / "runs.csv").read_text())
+            lines = runs1.splitlines()
+            self.assertEqual(len(lines), 1 + 12)
+            self.assertTrue(lines[0].startswith("run,model.widths,optimizer.lr,seed,status,steps,loss"))
+            self.assertIn('"[10, 8, 3]"', runs1)
+            for name in [l.split(",")[0] for l in lines[1:]]:
+                self.assertTrue((tmp / "j1" / name / "summary.json").is_file(), name)
+            # A point of the sweep is the same run as the single run with those values.
+            first = lines[1].split(",")[0]
+            single = run_dln("run", cfg, "--out", tmp / "single", "--set", "optimizer.lr=0.0005",
+                             "--set", "model.widths=[10, 3]", "--set", "seed=1")
+            self.assertEqual(single.returncode, 0, single.stderr)
+            h1, a = read_metrics(tmp / "j1" / first)
+            h2, b = read_metrics(tmp / "single")
+            np.testing.assert_array_equal(without_time(h1, a), without_time(h2, b))
+
+
+class Commands(unittest.TestCase):
+    def test_list_version_and_help(self):
+        for what, expect in [("metrics", "balance"), ("losses", "lp"), ("inits", "balanced"),
+                             ("optimizers", "nesterov"),
+                             ("datasets", "synthetic.gaussian_mixture")]:
+            out = run_dln("list", what)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertIn(expect, out.stdout)
+            for line in out.stdout.splitlines():
+                self.assertGreater(len(line.split()), 1, line)  # a name and a description
+        self.assertRegex(run_dln("--version").stdout, r"^dln \d+\.\d+\.\d+")
+        for cmd in ([], ["run"], ["sweep"], ["plot"], ["list"]):
+            out = run_dln(*cmd, "--help")
+            self.assertEqual(out.returncode, 0)
+            self.assertIn("Usage", out.stdout)
+        self.assertEqual(run_dln("list", "nonsense").returncode, 2)
+        self.assertEqual(run_dln("frobnicate").returncode, 2)
+
+    def test_docs_name_every_config_key_and_metric(self):
+        root = Path(__file__).resolve().parents[2]
+        config_doc = (root / "docs" / "config.md").read_text()
+        for line in run_dln("list", "config").stdout.splitlines():
+            key = line.split("\t")[0]
+            self.assertIn(f"`{key}`", config_doc, key)
+        metrics_doc = (root / "docs" / "metrics.md").read_text()
+        for line in run_dln("list", "metrics").stdout.splitlines():
+            name = line.split()[0]
+            self.assertIn(f"`{name}", metrics_doc, name)
+
+
+class BadInput(unittest.TestCase):
+    """Each bad input: exit 2, one line on stderr naming the file and the line or key, and no
+    run directory (nor a temporary one) left behind."""
+
+    def check(self, tmp, config_text, where, *extra, files=None):
+        cfg = write_config(tmp / "bad.toml", config_text)
+        for name, content in (files or {}).items():
+            if isinstance(content, bytes):
+                (tmp / name).write_bytes(content)
+            else:
+                (tmp / name).write_text(content)
+        out = run_dln("run", cfg, "--out", tmp / "out", *extra)
+        self.assertEqual(out.returncode, 2, out.stderr + out.stdout)
+        lines = out.stderr.strip().splitlines()
+        self.assertEqual(len(lines), 1, out.stderr)
+        for w in where:
+            self.assertIn(w, lines[0])
+        self.assertEqual([p.name for p in tmp.iterdir() if p.name.startswith("out")], [])
+        return lines[0]
+
+    def test_malformed_toml(self):
+        with TempDir() as tmp:
+            self.check(tmp, NPY_CONFIG + "\n[loss\n", ["bad.toml:", "malformed TOML"])
+
+    def test_unknown_key_names_the_nearest(self):
+        with TempDir() as tmp:
+            self.check(tmp, NPY_CONFIG.replace("lr = 0.05", "lrr = 0.05"),
+                       ["bad.toml:10:", "optimizer.lrr", "did you mean 'optimizer.lr'"])
+
+    def test_wrong_type(self):
+        with TempDir() as tmp:
+            self.check(tmp, NPY_CONFIG.replace("lr = 0.05", 'lr = "fast"'),
+                       ["bad.toml:10:", "optimizer.lr", "expected float"])
+            self.check(tmp, NPY_CONFIG.replace("steps = 30", "steps = 3.5"),
+                       ["bad.toml:11:", "optimizer.steps", "expected integer"])
+
+    def test_non_positive_learning_rate(self):
+        with TempDir() as tmp:
+            for lr in ("-0.1", "0"):
+                self.check(tmp, NPY_CONFIG.replace("lr = 0.05", f"lr = {lr}"),
+                           ["bad.toml:10:", "optimizer.lr", "must be > 0"])
+
+    def test_p_below_one(self):
+        with TempDir() as tmp:
+            self.check(tmp, NPY_CONFIG + "[loss]\nkind = 'lp'\np = 0.5\n",
+                       ["bad.toml:14:", "loss.p", "must be >= 1"])
+
+    def test_widths_that_do_not_match_the_data(self):
+        with TempDir() as tmp:
+            npy_problem(tmp)
+            self.check(tmp, NPY_CONFIG.replace("[4, 3, 2]", "[5, 3, 2]"),
+                       ["bad.toml:8:", "model.widths", "data dimension d = 4"])
+            self.check(tmp, NPY_CONFIG.replace("[4, 3, 2]", "[4, 3, 3]"),
+                       ["bad.toml:8:", "model.widths", "target dimension k = 2"])
+
+    def test_missing_data_file(self):
+        with TempDir() as tmp:
+            self.check(tmp, NPY_CONFIG, ["bad.toml:5:", "data.x", "X.npy", "cannot open"])
+
+    def test_missing_weights_file(self):
+        with TempDir() as tmp:
+            npy_problem(tmp)
+            self.check(tmp, NPY_CONFIG + "[init]\nscheme = 'npy'\npaths = ['W1.npy', 'W2.npy']\n",
+                       ["bad.toml:14:", "init.paths", "W1.npy", "cannot open"])
+
+    def test_npy_of_wrong_shape_dtype_or_truncated(self):
+        with TempDir() as tmp:
+            npy_problem(tmp)
+            np.save(tmp / "W1.npy", np.zeros((3, 4)))
+            np.save(tmp / "W2.npy", np.zeros((3, 2)))  # must be (2, 3)
+            cfg = NPY_CONFIG + "[init]\nscheme = 'npy'\npaths = ['W1.npy', 'W2.npy']\n"
+            self.check(tmp, cfg, ["bad.toml:14:", "init.paths", "W2.npy", "shape (3, 2)",
+                                  "needs (2, 3)"])
+            np.save(tmp / "W2.npy", np.zeros((2, 3), dtype=np.int64))
+            self.check(tmp, cfg, ["bad.toml:14:", "W2.npy", "'<i8' is not supported"])
+            whole = (tmp / "X.npy").read_bytes()
+            (tmp / "X.npy").write_bytes(whole[:-50])
+            self.check(tmp, NPY_CONFIG, ["bad.toml:5:", "data.x", "X.npy", "truncated"])
+
+    def test_csv_with_ragged_row_or_non_number(self):
+        with TempDir() as tmp:
+            cfg = NPY_CONFIG.replace('source = "npy"\nx = "X.npy"\ny = "Y.npy"',
+                                     'source = "csv"\npath = "d.csv"\ntarget_columns = ["y1", "y2"]')
+            rows = "a,b,c,d,y1,y2\n" + "1,2,3,4,5,6\n" * 3
+            self.check(tmp, cfg, ["bad.toml:5:", "data.path", "d.csv:5:", "fields"],
+                       files={"d.csv": rows + "1,2,3\n"})
+            self.check(tmp, cfg, ["bad.toml:5:", "data.path", "d.csv:3:", "'oops' is not a number"],
+                       files={"d.csv": rows.replace("1,2,3,4,5,6\n", "1,2,oops,4,5,6\n", 2)
+                              .replace("1,2,oops,4,5,6\n", "1,2,3,4,5,6\n", 1)})
+
+    def test_bad_set_override(self):
+        with TempDir() as tmp:
+            npy_problem(tmp)
+            self.check(tmp, NPY_CONFIG, ["--set", "optimizer.lr", "must be > 0"],
+                       "--set", "optimizer.lr=-1")
+            self.check(tmp, NPY_CONFIG, ["--set", "optimizer.lrate", "did you mean"],
+                       "--set", "optimizer.lrate=1")
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -18,7 +18,7 @@ struct OptimizerSpec {
   double lr = 0.01;
   long steps = 1000;
   double momentum = 0.9;  // momentum, nesterov
-  ScheduleSpec schedule;
+  ScheduleSpec schedule = {};
 };
 
 class Optimizer {

@@ -1,0 +1,43 @@
+"""Helpers for the end-to-end tests: find the dln binary, write configs and arrays, run it."""
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+DLN = os.environ.get("DLN", "dln")
+
+
+def run_dln(*args, cwd=None):
+    """Runs dln with the given arguments; returns the CompletedProcess (text mode)."""
+    return subprocess.run([DLN, *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+
+
+def write_config(path, text):
+    Path(path).write_text(text)
+    return Path(path)
+
+
+def toml_list(values):
+    return "[" + ", ".join(repr(v) if isinstance(v, str) else str(v) for v in values) + "]"
+
+
+def read_metrics(run_dir):
+    """metrics.csv as (header, float array of rows)."""
+    lines = Path(run_dir, "metrics.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    rows = np.array([[float(x) for x in line.split(",")] for line in lines[1:]])
+    return header, rows
+
+
+class TempDir:
+    """A temporary directory as a context manager yielding a Path."""
+
+    def __enter__(self):
+        self._dir = tempfile.TemporaryDirectory(prefix="dln_test_")
+        return Path(self._dir.name)
+
+    def __exit__(self, *exc):
+        self._dir.cleanup()
