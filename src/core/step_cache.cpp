@@ -2,10 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 
 namespace dln {
 
 void StepCache::bind(const Problem& problem, const LinearNet& net) {
+  if (net.input_dim() != problem.dim() || net.output_dim() != problem.targets())
+    throw std::invalid_argument("StepCache::bind: the net's widths do not match the data");
   problem_ = &problem;
   net_ = &net;
   valid_ = 0;
@@ -44,6 +47,10 @@ void StepCache::bind(const Problem& problem, const LinearNet& net) {
   spectral_.assign(L, 0.0);
   grams_.clear();
   solvers_.clear();
+  // Reserve so that no solver is ever copied: Eigen's size constructor leaves its status
+  // field uninitialised, and copying it is undefined behaviour.
+  grams_.reserve(L + 1);
+  solvers_.reserve(L + 1);
   for (int l = 0; l <= L; ++l) {  // l = L is the end-to-end matrix
     const Eigen::Index rows = l < L ? n[l + 1] : k, cols = l < L ? n[l] : d;
     const Eigen::Index m = std::min(rows, cols);

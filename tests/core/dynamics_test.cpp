@@ -138,7 +138,7 @@ TEST(Trainer, DivergingRunStopsWithStatusDiverged) {
 TEST(Trainer, ConvergedRunStopsBelowTheTargetLoss) {
   const auto data = realisable_data(3, 2, 50, 4);
   const Problem problem(data, LpLoss(2.0, Reduction::kMean));
-  LinearNet net = test::random_net({3, 3}, 1, 0.3);
+  LinearNet net = test::random_net({3, 2}, 1, 0.3);
   TrainSpec spec;
   spec.optimizer.lr = 0.1;
   spec.optimizer.steps = 100000;
