@@ -19,6 +19,7 @@
 #include "dln/probe/probe.hpp"
 #include "dln/run/config.hpp"
 #include "dln/run/experiment.hpp"
+#include "dln/run/verify.hpp"
 #include "dln/version.hpp"
 
 extern char** environ;
@@ -86,6 +87,19 @@ int plot(const std::string& dir) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
 }
 
+// Prints the checks as a table: claim, setting, measured value, threshold, verdict.
+int verify(bool quick, int only) {
+  bool all = true;
+  for (const auto& r : dln::verify(quick, only)) {
+    fmt::print("[{}] {}  {}\n", r.pass ? "pass" : "FAIL", r.id, r.claim);
+    fmt::print("       setting:   {}\n       measured:  {}\n       threshold: {}\n", r.setting,
+               r.measured, r.threshold);
+    all &= r.pass;
+  }
+  fmt::print("dln verify: {}\n", all ? "all checks pass" : "some checks FAIL");
+  return all ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -104,6 +118,7 @@ int main(int argc, char** argv) {
   run->add_option("--out", out_dir, "Run directory (default runs/<name>)");
   run->add_option("--set", overrides, "Override a config key: key=value (repeatable)");
   run->add_flag("--force", force, "Overwrite an existing run directory");
+  run->add_option("--jobs", jobs, "Arms run in parallel (threads)")->check(CLI::PositiveNumber);
 
   auto* sweep = app.add_subcommand("sweep", "Run the cartesian product of a config's [sweep]");
   sweep->add_option("config", config_path, "Experiment config (TOML) with a [sweep] table")
@@ -116,6 +131,14 @@ int main(int argc, char** argv) {
   std::string plot_dir;
   auto* plot_cmd = app.add_subcommand("plot", "Draw the figures of a run or sweep directory");
   plot_cmd->add_option("dir", plot_dir, "Run or sweep directory")->required();
+
+  bool quick = false;
+  int check_id = 0;
+  auto* verify_cmd =
+      app.add_subcommand("verify", "Check the theory numerically; exit 0 iff all pass");
+  verify_cmd->add_flag("--quick", quick, "Smaller settings (under 10 s)");
+  verify_cmd->add_option("--check", check_id, "Run only this check (1-7)")
+      ->check(CLI::Range(1, static_cast<int>(dln::verify_checks().size())));
 
   std::string what;
   auto* list_cmd = app.add_subcommand("list", "List what exists, one line each");
@@ -143,6 +166,14 @@ int main(int argc, char** argv) {
                    config_path);
       const auto spec = dln::resolve(config);
       const std::string dir = out_dir.empty() ? default_out(spec.name) : out_dir;
+      if (!config.arms.empty()) {
+        const auto outcome = dln::run_arms(config, dir, jobs, force);
+        std::string statuses;
+        for (const auto& [s, n] : outcome.statuses) statuses += fmt::format(", {} {}", n, s);
+        fmt::print("dln: ran {} arms in {:.3g} s{}\n", outcome.runs, outcome.seconds, statuses);
+        fmt::print("dln: wrote {}\n", dir);
+        return 0;
+      }
       dln::check_output_dir(dir, force);
       auto prepared = dln::prepare(spec);
       const auto result = dln::run_atomically(prepared, dir, force);
@@ -164,6 +195,7 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (*plot_cmd) return plot(plot_dir);
+    if (*verify_cmd) return verify(quick, check_id);
     if (*list_cmd) return list(what);
     std::cout << app.help();
     return 0;

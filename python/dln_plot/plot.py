@@ -192,9 +192,12 @@ def plot_sweep(sweep_dir):
     end = header.index("status") if "status" in header else len(header)
     keys = header[1:end]
     rows = [row for row in rows if row and row[0]]
-    labels = _sweep_labels(keys, [row[1:end] for row in rows])
+    if keys == ["arm"]:  # arms of one config: the arm's name is the label
+        labels = [row[1] for row in rows]
+    else:
+        labels = _sweep_labels(keys, [row[1:end] for row in rows])
 
-    curves = []  # (label, step, loss)
+    runs = []  # (label, columns)
     for row, label in zip(rows, labels):
         if not keys:
             label = row[0]
@@ -206,30 +209,45 @@ def plot_sweep(sweep_dir):
         except InputError as e:
             print(f"dln: warning: {e}; run skipped", file=sys.stderr)
             continue
-        if "step" in columns and "loss" in columns:
-            x, y = _points(columns["step"], columns["loss"], positive=True)
-            if len(y):
-                curves.append((label, x, y))
-    if not curves:
-        print(f"dln: warning: {sweep_dir}: no run has positive finite loss values; "
-              "no figure drawn", file=sys.stderr)
-        return []
+        runs.append((label, columns))
+    # Shared axes: continuous time t when every run records it (GD, e2e and flow side by side).
+    x_name = "t" if runs and all("t" in c for _, c in runs) else "step"
+    written = []
+    for metric in ("loss", "e2e_fro"):
+        curves = []
+        for label, columns in runs:
+            if x_name in columns and metric in columns:
+                x, y = _points(columns[x_name], columns[metric], positive=metric == "loss")
+                if len(y):
+                    curves.append((label, x, y))
+        if curves:
+            written += _sweep_figure(sweep_dir, metric, x_name, curves)
+        elif metric == "loss":
+            print(f"dln: warning: {sweep_dir}: no run has positive finite loss values; "
+                  "no loss figure drawn", file=sys.stderr)
+    return written
 
+
+def _sweep_figure(sweep_dir, metric, x_name, curves):
+    """One figure with a curve per run: (label, x, y) each."""
     many = len(curves) > MANY_RUNS
     fig, ax = plt.subplots(figsize=(9.0 if many else 6.4, 4.8 if many else 4.2))
     colors = plt.cm.viridis(np.linspace(0, 0.95, len(curves))) if len(curves) > 10 else [None] * len(curves)
     for (label, step, loss), color in zip(curves, colors):
         ax.plot(step, loss, lw=0.7 if many else 1.2, color=color, label=label)
-    ax.set_yscale("log")
+    if metric == "loss":
+        ax.set_yscale("log")
     name = os.path.basename(os.path.normpath(sweep_dir))
-    ax.set(xlabel="step", ylabel="loss", title=f"{name}: loss ({len(curves)} runs)")
+    xlabel = "t (continuous time: η·step, or flow time)" if x_name == "t" else "step"
+    ylabel = {"loss": "loss", "e2e_fro": r"$\Vert W_e\Vert_F$"}[metric]
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=f"{name}: {metric} ({len(curves)} runs)")
     ax.grid(True, which="major", alpha=0.3)
     if many:
         ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0),
                   ncol=1 + len(curves) // 30, frameon=False)
     else:
         ax.legend(fontsize="small")
-    return _save(fig, sweep_dir, "loss")
+    return _save(fig, sweep_dir, metric)
 
 
 def plot_dir(path):

@@ -2,6 +2,7 @@
 
 #include <Eigen/SVD>
 #include <cmath>
+#include <stdexcept>
 
 #include "dln/error.hpp"
 #include "dln/io/npy.hpp"
@@ -32,6 +33,10 @@ const Registry& init_registry() {
        "entries",
        {"init.std"}},
       {"npy", "explicit weights, one (out, in) .npy file per layer", {"init.paths"}},
+      {"saxe",
+       "decoupled: W_1 = R_2 S_1 V^T, W_l = R_{l+1} S_l R_l^T, W_L = U S_L R_L^T on the SVD of "
+       "Sigma_yx, every mode of initial strength `strength`",
+       {"init.strength", "init.layer_gains"}},
   };
   return registry;
 }
@@ -56,14 +61,40 @@ void balanced(LinearNet& net, double std, Rng& rng) {
   for (int l = 0; l < L; ++l) net.layers[l] = q[l + 1] * s.asDiagonal() * q[l].transpose();
 }
 
+// Saxe et al.'s decoupled initialisation aligned with Sigma_yx = U S V^T: with r = min width
+// modes, W_1 = R_2 D_1 V_r^T, W_l = R_{l+1} D_l R_l^T, W_L = U_r D_L R_L^T, R_l Haar (n_l x r),
+// D_l = g_l strength^{1/L} I; mode i of W_e is then (prod g_l) strength u_i v_i^T
+// (docs/theory.md#saxe-modes).
+void saxe(LinearNet& net, const InitSpec& spec, const Eigen::MatrixXd& sigma_yx, Rng& rng) {
+  const auto& n = net.widths();
+  const int L = net.depth();
+  Eigen::JacobiSVD<Eigen::MatrixXd> svd(sigma_yx, Eigen::ComputeThinU | Eigen::ComputeThinV);
+  const int r = *std::min_element(n.begin(), n.end());
+  std::vector<Eigen::MatrixXd> q(L + 1);
+  q[0] = svd.matrixV().leftCols(r);
+  q[L] = svd.matrixU().leftCols(r);
+  for (int l = 1; l < L; ++l) q[l] = rng.orthonormal_columns(n[l], r);
+  const double per_layer = std::pow(spec.strength, 1.0 / L);
+  for (int l = 0; l < L; ++l) {
+    const double gain = spec.layer_gains.empty() ? 1.0 : spec.layer_gains[l];
+    net.layers[l] = gain * per_layer * q[l + 1] * q[l].transpose();
+  }
+}
+
 }  // namespace
 
-LinearNet initialize(const std::vector<int>& widths, const InitSpec& spec) {
+LinearNet initialize(const std::vector<int>& widths, const InitSpec& spec,
+                     const Eigen::MatrixXd* sigma_yx) {
   LinearNet net(widths);
   Rng rng(spec.seed);
   const std::string& s = spec.scheme;
   if (s == "balanced") {
     balanced(net, spec.std, rng);
+    return net;
+  }
+  if (s == "saxe") {
+    if (!sigma_yx) throw std::invalid_argument("the saxe initialisation needs Sigma_yx");
+    saxe(net, spec, *sigma_yx, rng);
     return net;
   }
   for (int l = 0; l < net.depth(); ++l) {

@@ -1,6 +1,9 @@
 #include "dln/optim/optimizer.hpp"
 
+#include <boost/numeric/odeint.hpp>
 #include <stdexcept>
+
+#include "dln/optim/e2e.hpp"
 
 namespace dln {
 namespace {
@@ -43,6 +46,122 @@ class Momentum final : public Optimizer {
   std::vector<Eigen::MatrixXd> velocity_;
 };
 
+// Steinitz Thm 2.2 on the end-to-end matrix: W_e <- W_e - lr P(W_e, dL/dW_e); the net is one
+// layer holding W_e (docs/theory.md#end-to-end-update).
+class EndToEnd final : public Optimizer {
+ public:
+  explicit EndToEnd(int depth) : depth_(depth) {}
+  void reset(const LinearNet& net) override {
+    if (net.depth() != 1) throw std::logic_error("e2e trains a one-layer (end-to-end) net");
+    precond_.resize(net.output_dim(), net.input_dim(), depth_);
+    update_.resize(net.output_dim(), net.input_dim());
+  }
+  void step(StepCache& cache, LinearNet& net, double lr) override {
+    precond_.apply(net.layers[0], cache.e2e_gradient(), update_);
+    net.layers[0] -= lr * update_;
+    cache.invalidate();
+  }
+
+ private:
+  int depth_;
+  EndToEndPreconditioner precond_;
+  Eigen::MatrixXd update_;
+};
+
+// Gradient flow dW_l/dt = -dL/dW_l (or dW_e/dt = -P(W_e, dL/dW_e)), integrated by the
+// Dormand-Prince 5(4) pair with error control; step(dt) integrates over [t, t + dt].
+class Flow final : public Optimizer {
+ public:
+  using State = std::vector<double>;
+  explicit Flow(const OptimizerSpec& spec)
+      : e2e_(spec.dynamics == "e2e"),
+        depth_(spec.depth),
+        stepper_(boost::numeric::odeint::make_controlled(
+            spec.abs_tol, spec.rel_tol, boost::numeric::odeint::runge_kutta_dopri5<State>())) {}
+
+  bool continuous() const override { return true; }
+  long evaluations() const override { return evaluations_; }
+
+  void reset(const LinearNet& net) override {
+    if (e2e_) {
+      if (net.depth() != 1) throw std::logic_error("e2e flow trains a one-layer net");
+      precond_.resize(net.output_dim(), net.input_dim(), depth_);
+      update_.resize(net.output_dim(), net.input_dim());
+    }
+    std::size_t size = 0;
+    for (const auto& W : net.layers) size += static_cast<std::size_t>(W.size());
+    state_.assign(size, 0.0);
+    // The solver's buffers (the controller's and the Dormand-Prince stages), sized here.
+    stepper_.adjust_size(state_);
+    stepper_.stepper().adjust_size(state_);
+    evaluations_ = 0;
+    h_ = 0.0;
+  }
+
+  void step(StepCache& cache, LinearNet& net, double dt) override {
+    namespace odeint = boost::numeric::odeint;
+    pack(net);
+    auto rhs = [&](const State& x, State& dxdt, double /*t*/) {
+      unpack(x, net);
+      cache.invalidate();
+      ++evaluations_;
+      std::size_t offset = 0;
+      if (e2e_) {
+        precond_.apply(net.layers[0], cache.e2e_gradient(), update_);
+        for (Eigen::Index i = 0; i < update_.size(); ++i) dxdt[offset++] = -update_.data()[i];
+        return;
+      }
+      for (const auto& g : cache.layer_gradients())
+        for (Eigen::Index i = 0; i < g.size(); ++i) dxdt[offset++] = -g.data()[i];
+    };
+    // Adaptive steps over [0, dt], the last one shortened to end exactly at dt; the step size
+    // carries over from one interval to the next.
+    if (h_ <= 0) h_ = dt;
+    double t = 0.0;
+    while (t < dt) {
+      const double remaining = dt - t;
+      const bool last = h_ >= remaining;
+      double h = last ? remaining : h_;
+      if (stepper_.try_step(rhs, state_, t, h) == odeint::success) {
+        if (last) {
+          t = dt;
+          if (h > h_) h_ = h;
+        } else {
+          h_ = h;
+        }
+      } else {
+        h_ = h;  // rejected: retry with the smaller step the controller chose
+      }
+    }
+    unpack(state_, net);
+    cache.invalidate();
+  }
+
+ private:
+  void pack(const LinearNet& net) {
+    std::size_t offset = 0;
+    for (const auto& W : net.layers)
+      for (Eigen::Index i = 0; i < W.size(); ++i) state_[offset++] = W.data()[i];
+  }
+  static void unpack(const State& x, LinearNet& net) {
+    std::size_t offset = 0;
+    for (auto& W : net.layers)
+      for (Eigen::Index i = 0; i < W.size(); ++i) W.data()[i] = x[offset++];
+  }
+
+  using Stepper = decltype(boost::numeric::odeint::make_controlled(
+      1.0, 1.0, boost::numeric::odeint::runge_kutta_dopri5<State>()));
+
+  bool e2e_;
+  int depth_;
+  Stepper stepper_;
+  State state_;
+  double h_ = 0.0;
+  long evaluations_ = 0;
+  EndToEndPreconditioner precond_;
+  Eigen::MatrixXd update_;
+};
+
 }  // namespace
 
 const Registry& optimizer_registry() {
@@ -52,14 +171,29 @@ const Registry& optimizer_registry() {
       {"nesterov",
        "Nesterov momentum: v <- mu v + g, W <- W - lr (g + mu v)",
        {"optimizer.momentum"}},
+      {"e2e",
+       "the end-to-end update of Arora et al. on W_e alone: W_e <- W_e - lr sum_i "
+       "(W_e W_e^T)^{(N-i)/N} grad (W_e^T W_e)^{(i-1)/N}",
+       {"optimizer.depth"}},
+      {"flow",
+       "gradient flow of the layers (or of the end-to-end ODE) by adaptive Dormand-Prince, "
+       "recorded every record.every units of time",
+       {"optimizer.dynamics", "optimizer.time", "optimizer.abs_tol", "optimizer.rel_tol",
+        "optimizer.depth"}},
   };
   return registry;
+}
+
+bool trains_end_to_end(const OptimizerSpec& spec) {
+  return spec.kind == "e2e" || (spec.kind == "flow" && spec.dynamics == "e2e");
 }
 
 std::unique_ptr<Optimizer> make_optimizer(const OptimizerSpec& spec) {
   if (spec.kind == "gd") return std::make_unique<Gd>();
   if (spec.kind == "momentum") return std::make_unique<Momentum>(spec.momentum, false);
   if (spec.kind == "nesterov") return std::make_unique<Momentum>(spec.momentum, true);
+  if (spec.kind == "e2e") return std::make_unique<EndToEnd>(spec.depth);
+  if (spec.kind == "flow") return std::make_unique<Flow>(spec);
   throw std::invalid_argument("unknown optimizer '" + spec.kind + "'");
 }
 

@@ -2,6 +2,8 @@
 
 #include <stdexcept>
 
+#include "dln/probe/theory.hpp"
+
 namespace dln {
 namespace {
 
@@ -114,6 +116,16 @@ class DistOpt final : public Probe {
   }
 };
 
+class ContinuousTime final : public Probe {
+ public:
+  void columns(const LinearNet&, std::vector<std::string>& out) const override {
+    out.push_back("t");
+  }
+  void measure(const StepInfo& info, StepCache&, std::span<double> out) override {
+    out[0] = info.t;
+  }
+};
+
 class Time final : public Probe {
  public:
   void columns(const LinearNet&, std::vector<std::string>& out) const override {
@@ -138,6 +150,24 @@ const Registry& probe_registry() {
       {"grad_fro", "grad_fro.l = ||dL/dW_l||_F per layer", {}},
       {"dist_opt", "||W_e - W_*||_F to the minimum-norm least-squares solution (l2 only)", {}},
       {"time", "wall seconds since the run started", {}},
+      {"t", "continuous time: the sum of the learning rates so far (eta * step), or flow time", {}},
+      {"e2e_dev",
+       "||dW_e(GD step) - dW_e(end-to-end equation)||_F / ||dW_e(GD step)||_F at the current "
+       "weights",
+       {}},
+      {"balance_drift",
+       "balance_drift.l = ||C_l(t) - C_l(0)||_F, C_l = W_{l+1}^T W_{l+1} - W_l W_l^T",
+       {}},
+      {"norm_gap", "max over layer pairs of | ||W_l||_F - ||W_k||_F |", {}},
+      {"norm_gap_bound",
+       "max over pairs of sqrt(| ||W_k(0)||_F^2 - ||W_l(0)||_F^2 |), the gap's bound under "
+       "gradient flow",
+       {}},
+      {"mode", "mode.i = u_i^T W_e v_i for the i-th singular pair of Sigma_yx", {}},
+      {"mode_theory",
+       "mode_theory.i: Saxe's prediction of mode.i (closed form for 2 layers, the scalar mode ODE "
+       "otherwise; l2, whitened inputs)",
+       {}},
   };
   return registry;
 }
@@ -153,12 +183,14 @@ std::unique_ptr<Probe> make_probe(const std::string& name) {
   if (name == "grad_fro") return std::make_unique<GradFro>();
   if (name == "dist_opt") return std::make_unique<DistOpt>();
   if (name == "time") return std::make_unique<Time>();
+  if (name == "t") return std::make_unique<ContinuousTime>();
+  if (auto p = make_theory_probe(name)) return p;
   throw std::invalid_argument("unknown probe '" + name + "'");
 }
 
 std::string probe_unavailable(const std::string& name, const Problem& problem) {
-  if (name == "dist_opt" && !problem.has_optimum())
-    return "probe 'dist_opt' needs the l2 loss (p = 2)";
+  if ((name == "dist_opt" || name == "mode_theory") && !problem.has_optimum())
+    return "probe '" + name + "' needs the l2 loss (p = 2)";
   return {};
 }
 

@@ -24,6 +24,8 @@ const char* key_type_name(KeyType type) {
       return "integer";
     case KeyType::kFloat:
       return "float";
+    case KeyType::kNumber:
+      return "number";
     case KeyType::kBool:
       return "boolean";
     case KeyType::kStringArray:
@@ -77,7 +79,7 @@ const std::vector<KeySpec>& config_schema() {
        "Layer widths n_1 = d, ..., n_{L+1} = k; L = len - 1 layers.", ""},
       {"init.scheme", T::kString, "\"glorot_normal\"", "Initialiser (`dln list inits`).", ""},
       {"init.seed", T::kInt, "(seed)", "Seed of the initial weights.",
-       "init.scheme=glorot_normal|glorot_uniform|he|normal|orthogonal|identity|balanced"},
+       "init.scheme=glorot_normal|glorot_uniform|he|normal|orthogonal|identity|balanced|saxe"},
       {"init.std", T::kFloat, "0.1",
        "normal: std of every entry; balanced: std of the sampled end-to-end entries.",
        "init.scheme=normal|balanced"},
@@ -86,6 +88,12 @@ const std::vector<KeySpec>& config_schema() {
       {"init.noise", T::kFloat, "0.0", "Std of Gaussian noise added to the identity.",
        "init.scheme=identity"},
       {"init.paths", T::kStringArray, "", "One (out, in) .npy file per layer.", "init.scheme=npy"},
+      {"init.strength", T::kFloat, "0.001",
+       "saxe: initial end-to-end strength of every mode (each layer gets strength^{1/L}).",
+       "init.scheme=saxe"},
+      {"init.layer_gains", T::kFloatArray, "[] (all 1)",
+       "saxe: one factor per layer on its singular values (unequal layers, Basu Cor. 2.4).",
+       "init.scheme=saxe"},
       {"loss.kind", T::kString, "\"lp\"", "lp, or l2 (the same as lp with p = 2).", ""},
       {"loss.p", T::kFloat, "2.0", "Exponent p >= 1 of (1/p) sum |r|^p.", "loss.kind=lp"},
       {"loss.reduction", T::kString, "\"mean\"",
@@ -95,13 +103,28 @@ const std::vector<KeySpec>& config_schema() {
        "(through the residual), or auto (stats for l2).",
        ""},
       {"optimizer.kind", T::kString, "\"gd\"", "Optimiser (`dln list optimizers`).", ""},
-      {"optimizer.lr", T::kFloat, "0.01", "Learning rate eta > 0.", ""},
-      {"optimizer.steps", T::kInt, "1000", "Number of steps.", ""},
+      {"optimizer.lr", T::kFloat, "0.01", "Learning rate eta > 0.", "optimizer.kind!=flow"},
+      {"optimizer.steps", T::kInt, "1000", "Number of steps.", "optimizer.kind!=flow"},
       {"optimizer.momentum", T::kFloat, "0.9", "Momentum coefficient mu in [0, 1).",
        "optimizer.kind=momentum|nesterov"},
-      {"optimizer.schedule", T::kString, "\"constant\"", "Learning-rate schedule.", ""},
-      {"record.every", T::kInt, "1",
-       "Record the probes every this many steps (and at the first and last step).", ""},
+      {"optimizer.depth", T::kInt, "(layers)",
+       "Depth N of the end-to-end update (default: the number of layers of model.widths).",
+       "optimizer.kind=e2e|flow"},
+      {"optimizer.dynamics", T::kString, "\"layers\"",
+       "flow: integrate the layers (layers) or the end-to-end ODE of depth N (e2e).",
+       "optimizer.kind=flow"},
+      {"optimizer.time", T::kFloat, "1.0", "flow: end time T > 0 of the integration.",
+       "optimizer.kind=flow"},
+      {"optimizer.abs_tol", T::kFloat, "1e-10", "flow: absolute error tolerance per step.",
+       "optimizer.kind=flow"},
+      {"optimizer.rel_tol", T::kFloat, "1e-10", "flow: relative error tolerance per step.",
+       "optimizer.kind=flow"},
+      {"optimizer.schedule", T::kString, "\"constant\"", "Learning-rate schedule.",
+       "optimizer.kind!=flow"},
+      {"record.every", T::kNumber, "1",
+       "Record the probes every this many steps (and at the first and last step); for flow, "
+       "the time between records (any number > 0).",
+       ""},
       {"record.probes", T::kStringArray, "[\"loss\", \"fro\", \"balance\", \"e2e_fro\", \"time\"]",
        "Probes to record (`dln list metrics`).", ""},
       {"stop.loss", T::kFloat, "0.0", "Stop with status converged when the loss falls below it.",
@@ -214,6 +237,33 @@ void flatten(const toml::table& table, const std::string& prefix, const std::str
   for (const auto& [k, node] : table) {
     const std::string key =
         prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
+    if (key == "arms" && prefix.empty()) {
+      const auto* arms = node.as_array();
+      ConfigValue at;
+      at.file = file;
+      at.line = static_cast<int>(node.source().begin.line);
+      if (!arms || arms->empty() || !arms->is_array_of_tables())
+        throw value_error("arms", at, "must be an array of tables ([[arms]])");
+      for (const auto& arm_node : *arms) {
+        const toml::table& arm = *arm_node.as_table();
+        at.line = static_cast<int>(arm.source().begin.line);
+        const auto name = arm["name"].value<std::string>();
+        if (!name || name->empty() || name->find('/') != std::string::npos || *name == "." ||
+            *name == "..")
+          throw value_error("arms.name", at, "every arm needs a name usable as a directory");
+        for (const auto& other : out.arms)
+          if (other.name == *name)
+            throw value_error("arms.name", at, "'" + *name + "' is used twice");
+        toml::table rest = arm;
+        rest.erase("name");
+        ConfigFile sub;
+        flatten(rest, "", file, base_dir, sub);
+        if (!sub.sweep.empty() || !sub.arms.empty())
+          throw value_error("arms", at, "an arm cannot hold [sweep] or [[arms]]");
+        out.arms.push_back({*name, {sub.values.begin(), sub.values.end()}});
+      }
+      continue;
+    }
     if (key == "sweep" && node.is_table()) {
       for (const auto& [sk, snode] : *node.as_table()) {
         const std::string skey(sk.str());
@@ -276,6 +326,11 @@ ConfigValue coerce(const std::string& key, const ConfigValue& v) {
       else if (!std::holds_alternative<double>(v.value))
         throw wrong();
       break;
+    case KeyType::kNumber:
+      if (!std::holds_alternative<std::int64_t>(v.value) &&
+          !std::holds_alternative<double>(v.value))
+        throw wrong();
+      break;
     case KeyType::kStringArray:
       if (!std::holds_alternative<std::vector<std::string>>(v.value)) throw wrong();
       break;
@@ -297,15 +352,23 @@ ConfigValue coerce(const std::string& key, const ConfigValue& v) {
   return out;
 }
 
-ConfigValue parse_default(const KeySpec& spec, std::int64_t seed) {
+ConfigValue parse_default(const KeySpec& spec, std::int64_t seed,
+                          const std::map<std::string, ConfigValue>& resolved) {
   ConfigValue v;
   if (spec.default_text == "(seed)") {
     v.value = seed;
     return v;
   }
+  if (spec.default_text == "(layers)") {
+    const auto it = resolved.find("model.widths");
+    const auto* widths =
+        it == resolved.end() ? nullptr : std::get_if<std::vector<std::int64_t>>(&it->second.value);
+    v.value = static_cast<std::int64_t>(widths && !widths->empty() ? widths->size() - 1 : 1);
+    return v;
+  }
   if (spec.default_text.starts_with("[] (")) {
     v.value = std::vector<std::string>{};
-    return v;
+    return coerce(spec.key, v);
   }
   auto table = toml::parse("v = " + spec.default_text);
   v = from_node(*table.get("v"), spec.key, "", "");
@@ -317,7 +380,8 @@ ConfigValue parse_default(const KeySpec& spec, std::int64_t seed) {
 bool applies(const KeySpec& spec, const std::map<std::string, ConfigValue>& resolved) {
   if (spec.when.empty()) return true;
   const auto eq = spec.when.find('=');
-  const std::string cond_key = spec.when.substr(0, eq);
+  const bool negated = eq > 0 && spec.when[eq - 1] == '!';
+  const std::string cond_key = spec.when.substr(0, negated ? eq - 1 : eq);
   const auto it = resolved.find(cond_key);
   if (it == resolved.end()) return false;
   const auto* value = std::get_if<std::string>(&it->second.value);
@@ -325,8 +389,8 @@ bool applies(const KeySpec& spec, const std::map<std::string, ConfigValue>& reso
   std::stringstream options(spec.when.substr(eq + 1));
   std::string option;
   while (std::getline(options, option, '|'))
-    if (option == *value) return true;
-  return false;
+    if (option == *value) return !negated;
+  return negated;
 }
 
 const std::string& get_string(const std::map<std::string, ConfigValue>& m, const std::string& k) {
@@ -454,11 +518,15 @@ RunSpec resolve(const ConfigFile& config,
     if (it != given.end()) {
       ConfigValue v = coerce(key.key, it->second);
       if (!on) {
-        // Present but without effect in this config: say so (once), and leave it out.
+        // Present but without effect in this config: say so (once), and leave it out. A base
+        // key that one sweep point or arm does not use is no mistake: only the point's own.
         static std::mutex mutex;
         static std::set<std::string> warned;
         std::lock_guard lock(mutex);
-        if (warned.insert(where(v) + key.key).second)
+        const bool own =
+            point.empty() || std::any_of(point.begin(), point.end(),
+                                         [&](const auto& p) { return p.first == key.key; });
+        if (own && warned.insert(where(v) + key.key).second)
           std::fprintf(stderr, "warning: %s: %s has no effect here (it applies when %s)\n",
                        where(v).c_str(), key.key.c_str(), key.when.c_str());
         continue;
@@ -475,7 +543,7 @@ RunSpec resolve(const ConfigFile& config,
         v.value = fs::path(config.path).stem().string();
         r[key.key] = v;
       } else {
-        r[key.key] = parse_default(key, seed);
+        r[key.key] = parse_default(key, seed, r);
       }
     }
   }
@@ -584,6 +652,14 @@ RunSpec resolve(const ConfigFile& config,
     init.noise = num("init.noise");
     if (!(init.noise >= 0)) throw fail("init.noise", "must be >= 0");
   }
+  if (r.count("init.strength")) {
+    init.strength = num("init.strength");
+    if (!(init.strength > 0)) throw fail("init.strength", "must be > 0");
+    init.layer_gains = std::get<std::vector<double>>(r.at("init.layer_gains").value);
+    if (!init.layer_gains.empty() && init.layer_gains.size() != spec.widths.size() - 1)
+      throw fail("init.layer_gains",
+                 "needs one factor per layer (" + std::to_string(spec.widths.size() - 1) + ")");
+  }
   if (r.count("init.paths")) {
     for (const auto& p : strings("init.paths")) init.paths.push_back(path_of("init.paths", p));
     if (init.paths.size() != spec.widths.size() - 1)
@@ -607,21 +683,51 @@ RunSpec resolve(const ConfigFile& config,
   OptimizerSpec& o = spec.train.optimizer;
   o.kind = str("optimizer.kind");
   registered("optimizer.kind", optimizer_registry());
-  o.lr = num("optimizer.lr");
-  if (!(o.lr > 0) || !std::isfinite(o.lr))
-    throw fail("optimizer.lr", "must be > 0 (got " + value_text(r.at("optimizer.lr")) + ")");
-  o.steps = integer("optimizer.steps");
-  if (o.steps < 0) throw fail("optimizer.steps", "must be >= 0");
+  const bool flow = o.kind == "flow";
+  if (!flow) {
+    o.lr = num("optimizer.lr");
+    if (!(o.lr > 0) || !std::isfinite(o.lr))
+      throw fail("optimizer.lr", "must be > 0 (got " + value_text(r.at("optimizer.lr")) + ")");
+    o.steps = integer("optimizer.steps");
+    if (o.steps < 0) throw fail("optimizer.steps", "must be >= 0");
+    o.schedule.kind = str("optimizer.schedule");
+    registered("optimizer.schedule", schedule_registry());
+  } else {
+    one_of("optimizer.dynamics", {"layers", "e2e"});
+    o.dynamics = str("optimizer.dynamics");
+    o.time = num("optimizer.time");
+    if (!(o.time > 0) || !std::isfinite(o.time)) throw fail("optimizer.time", "must be > 0");
+    o.abs_tol = num("optimizer.abs_tol");
+    o.rel_tol = num("optimizer.rel_tol");
+    if (!(o.abs_tol > 0)) throw fail("optimizer.abs_tol", "must be > 0");
+    if (!(o.rel_tol > 0)) throw fail("optimizer.rel_tol", "must be > 0");
+  }
+  if (r.count("optimizer.depth")) {
+    if (integer("optimizer.depth") < 1) throw fail("optimizer.depth", "must be >= 1");
+    o.depth = static_cast<int>(integer("optimizer.depth"));
+  }
   if (r.count("optimizer.momentum")) {
     o.momentum = num("optimizer.momentum");
     if (!(o.momentum >= 0 && o.momentum < 1)) throw fail("optimizer.momentum", "must be in [0, 1)");
   }
-  o.schedule.kind = str("optimizer.schedule");
-  registered("optimizer.schedule", schedule_registry());
 
   // [record], [stop]
-  spec.train.every = integer("record.every");
-  if (spec.train.every < 1) throw fail("record.every", "must be >= 1");
+  const auto& every = r.at("record.every").value;
+  if (flow) {
+    spec.train.dt = std::holds_alternative<double>(every)
+                        ? std::get<double>(every)
+                        : static_cast<double>(std::get<std::int64_t>(every));
+    if (!(spec.train.dt > 0) || !std::isfinite(spec.train.dt))
+      throw fail("record.every", "must be a time > 0");
+    const double intervals = o.time / spec.train.dt;
+    if (std::abs(intervals - std::round(intervals)) > 1e-9 * intervals)
+      throw fail("record.every", "must divide optimizer.time into a whole number of intervals");
+  } else {
+    if (!std::holds_alternative<std::int64_t>(every))
+      throw fail("record.every", "must be a whole number of steps (a time only for flow)");
+    spec.train.every = std::get<std::int64_t>(every);
+    if (spec.train.every < 1) throw fail("record.every", "must be >= 1");
+  }
   spec.train.probes = strings("record.probes");
   std::set<std::string> seen;
   for (const auto& p : spec.train.probes) {

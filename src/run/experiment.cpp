@@ -14,6 +14,7 @@
 #include "dln/io/csv.hpp"
 #include "dln/io/npy.hpp"
 #include "dln/io/npz.hpp"
+#include "dln/optim/optimizer.hpp"
 #include "dln/probe/probe.hpp"
 #include "dln/run/csv_recorder.hpp"
 #include "dln/version.hpp"
@@ -181,7 +182,13 @@ PreparedRun prepare(const RunSpec& spec, ProblemCache* cache) {
     if (auto why = probe_unavailable(name, p); !why.empty())
       throw spec.error_at("record.probes", why);
   run.net = at_key(spec, spec.init.scheme == "npy" ? "init.paths" : "init.scheme",
-                   [&] { return initialize(spec.widths, spec.init); });
+                   [&] { return initialize(spec.widths, spec.init, &p.sigma_yx()); });
+  if (trains_end_to_end(spec.train.optimizer)) {
+    // The end-to-end update trains W_e alone, from the same initial W_e as the deep net.
+    LinearNet collapsed({spec.widths.front(), spec.widths.back()});
+    collapsed.layers[0] = run.net.end_to_end();
+    run.net = std::move(collapsed);
+  }
   return run;
 }
 
@@ -212,6 +219,8 @@ RunResult write_run(PreparedRun& run, const std::string& dir) {
   summary["steps"] = result.steps;
   summary["wall_seconds"] = result.seconds;
   summary["steps_per_second"] = result.seconds > 0 ? result.steps / result.seconds : 0.0;
+  summary["time"] = result.time;
+  if (result.evaluations > 0) summary["evaluations"] = result.evaluations;
   summary["seed"] = run.spec.seed;
   summary["dln_version"] = kVersion;
   summary["initial_loss"] = json_number(result.initial_loss);
@@ -242,29 +251,25 @@ RunResult run_atomically(PreparedRun& run, const std::string& dir, bool force) {
   return result;
 }
 
-SweepOutcome run_sweep(const ConfigFile& config, const std::string& dir, int jobs, bool force) {
-  check_output_dir(dir, force);
-  // Cartesian product, the first axis varying slowest.
-  std::vector<std::vector<std::pair<std::string, ConfigValue>>> points(1);
-  for (const auto& [key, values] : config.sweep) {
-    std::vector<std::vector<std::pair<std::string, ConfigValue>>> next;
-    for (const auto& p : points)
-      for (const auto& v : values) {
-        next.push_back(p);
-        next.back().emplace_back(key, v);
-      }
-    points = std::move(next);
-  }
+namespace {
 
-  // Validate and prepare every point before any runs.
+// A run of a sweep or an arm: its directory name, its overrides, and the values shown for it
+// in runs.csv.
+struct Point {
+  std::string name;
+  std::vector<std::pair<std::string, ConfigValue>> overrides;
+  std::vector<std::string> labels;
+};
+
+// Prepares every point (all input errors before any run), runs them on `jobs` threads into
+// `dir` (atomically), and writes runs.csv with `label_columns` before the results.
+SweepOutcome run_points(const ConfigFile& config, const std::vector<Point>& points,
+                        const std::vector<std::string>& label_columns, const std::string& dir,
+                        int jobs, bool force) {
+  check_output_dir(dir, force);
   ProblemCache cache;
   std::vector<PreparedRun> runs;
-  std::vector<std::string> names;
-  const int digits = static_cast<int>(std::to_string(points.size() - 1).size());
-  for (std::size_t i = 0; i < points.size(); ++i) {
-    runs.push_back(prepare(resolve(config, points[i]), &cache));
-    names.push_back(fmt::format("{:0{}}", i, std::max(digits, 3)));
-  }
+  for (const auto& p : points) runs.push_back(prepare(resolve(config, p.overrides), &cache));
 
   const fs::path target = fs::absolute(dir).lexically_normal();
   if (!target.parent_path().empty()) fs::create_directories(target.parent_path());
@@ -279,7 +284,7 @@ SweepOutcome run_sweep(const ConfigFile& config, const std::string& dir, int job
   auto worker = [&] {
     for (std::size_t i; (i = next++) < runs.size();) {
       try {
-        results[i] = write_run(runs[i], (tmp / names[i]).string());
+        results[i] = write_run(runs[i], (tmp / points[i].name).string());
       } catch (...) {
         std::lock_guard lock(error_mutex);
         if (!error) error = std::current_exception();
@@ -289,15 +294,16 @@ SweepOutcome run_sweep(const ConfigFile& config, const std::string& dir, int job
   };
   const auto start = std::chrono::steady_clock::now();
   std::vector<std::thread> pool;
-  for (int t = 0; t < std::max(1, jobs); ++t) pool.emplace_back(worker);
+  const int threads = std::clamp(jobs, 1, static_cast<int>(std::max<std::size_t>(runs.size(), 1)));
+  for (int t = 0; t < threads; ++t) pool.emplace_back(worker);
   for (auto& t : pool) t.join();
   if (error) {
     fs::remove_all(tmp);
     std::rethrow_exception(error);
   }
 
-  // runs.csv: swept values, status and the final metrics (wall-clock columns left out, so
-  // that the table does not depend on --jobs or the machine's load).
+  // runs.csv: labels, status and the final metrics (wall-clock columns left out, so that the
+  // table does not depend on --jobs or the machine's load).
   std::vector<std::string> metric_columns;
   for (const auto& r : results)
     for (const auto& c : r.columns)
@@ -305,14 +311,14 @@ SweepOutcome run_sweep(const ConfigFile& config, const std::string& dir, int job
           std::find(metric_columns.begin(), metric_columns.end(), c) == metric_columns.end())
         metric_columns.push_back(c);
   std::string csv = "run";
-  for (const auto& [key, values] : config.sweep) csv += "," + csv_field(key);
+  for (const auto& c : label_columns) csv += "," + csv_field(c);
   csv += ",status,steps";
   for (const auto& c : metric_columns) csv += "," + c;
   csv += "\n";
   SweepOutcome outcome;
   for (std::size_t i = 0; i < runs.size(); ++i) {
-    csv += names[i];
-    for (const auto& [key, v] : points[i]) csv += "," + csv_field(value_text(v));
+    csv += csv_field(points[i].name);
+    for (const auto& label : points[i].labels) csv += "," + csv_field(label);
     csv += fmt::format(",{},{}", status_name(results[i].status), results[i].steps);
     for (const auto& c : metric_columns) {
       const auto it = std::find(results[i].columns.begin(), results[i].columns.end(), c);
@@ -330,6 +336,37 @@ SweepOutcome run_sweep(const ConfigFile& config, const std::string& dir, int job
   outcome.runs = runs.size();
   outcome.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return outcome;
+}
+
+}  // namespace
+
+SweepOutcome run_sweep(const ConfigFile& config, const std::string& dir, int jobs, bool force) {
+  if (!config.arms.empty())
+    throw InputError(config.path, 0, "arms", "[[arms]] are run by 'dln run', not swept");
+  // Cartesian product, the first axis varying slowest.
+  std::vector<Point> points(1);
+  for (const auto& [key, values] : config.sweep) {
+    std::vector<Point> next;
+    for (const auto& p : points)
+      for (const auto& v : values) {
+        next.push_back(p);
+        next.back().overrides.emplace_back(key, v);
+        next.back().labels.push_back(value_text(v));
+      }
+    points = std::move(next);
+  }
+  const int digits = static_cast<int>(std::to_string(points.size() - 1).size());
+  for (std::size_t i = 0; i < points.size(); ++i)
+    points[i].name = fmt::format("{:0{}}", i, std::max(digits, 3));
+  std::vector<std::string> columns;
+  for (const auto& [key, values] : config.sweep) columns.push_back(key);
+  return run_points(config, points, columns, dir, jobs, force);
+}
+
+SweepOutcome run_arms(const ConfigFile& config, const std::string& dir, int jobs, bool force) {
+  std::vector<Point> points;
+  for (const auto& arm : config.arms) points.push_back({arm.name, arm.overrides, {arm.name}});
+  return run_points(config, points, {"arm"}, dir, jobs, force);
 }
 
 }  // namespace dln

@@ -49,20 +49,42 @@ RunResult train(const Problem& problem, LinearNet& net, const TrainSpec& spec, R
     return result.status != RunStatus::kCompleted;
   };
 
+  // A continuous-time optimiser steps from one record time to the next.
+  const bool continuous = optimizer->continuous();
+  const long steps = continuous ? std::lround(spec.optimizer.time / spec.dt) : spec.optimizer.steps;
+  const long every = continuous ? 1 : spec.every;
+  auto next_lr = [&] {
+    return continuous ? spec.dt
+                      : scheduled_lr(spec.optimizer.schedule, spec.optimizer.lr, result.steps);
+  };
+
   // The loop: step, check the stop rules on the new loss, record when due.
   result.initial_loss = cache.loss();
   check_stop(result.initial_loss);
+  info.lr = next_lr();
   record();
-  const long steps = spec.optimizer.steps;
+  double t_carry = 0.0;
   while (result.status == RunStatus::kCompleted && result.steps < steps) {
-    info.lr = scheduled_lr(spec.optimizer.schedule, spec.optimizer.lr, result.steps);
     optimizer->step(cache, net, info.lr);
     ++result.steps;
+    // Flow time as k dt; otherwise the sum of the rates, compensated (Kahan) so that a
+    // constant rate gives t = eta * step to the last bit or so.
+    if (continuous) {
+      info.t = static_cast<double>(result.steps) * spec.dt;
+    } else {
+      const double y = info.lr - t_carry;
+      const double sum = info.t + y;
+      t_carry = (sum - info.t) - y;
+      info.t = sum;
+    }
+    info.lr = next_lr();
     const bool stop = check_stop(cache.loss());
-    if (stop || result.steps % spec.every == 0 || result.steps == steps) record();
+    if (stop || result.steps % every == 0 || result.steps == steps) record();
   }
 
   result.final_loss = cache.loss();
+  result.time = info.t;
+  result.evaluations = optimizer->evaluations();
   result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   return result;
 }

@@ -16,9 +16,11 @@ TEST(Init, EverySchemeIsSeededAndShaped) {
   for (const auto& entry : init_registry()) {
     if (entry.name == "npy") continue;  // covered by the command-line tests
     InitSpec spec{.scheme = entry.name, .std = 0.3, .gain = 1.5, .noise = 0.01, .seed = 42};
-    const LinearNet a = initialize(kWidths, spec), b = initialize(kWidths, spec);
+    const Eigen::MatrixXd sigma_yx = Rng(7).normal_matrix(kWidths.back(), kWidths.front());
+    const LinearNet a = initialize(kWidths, spec, &sigma_yx),
+                    b = initialize(kWidths, spec, &sigma_yx);
     spec.seed = 43;
-    const LinearNet c = initialize(kWidths, spec);
+    const LinearNet c = initialize(kWidths, spec, &sigma_yx);
     ASSERT_EQ(a.depth(), 4) << entry.name;
     bool differs = false;
     for (int l = 0; l < a.depth(); ++l) {

@@ -55,15 +55,19 @@ class CountingRecorder final : public Recorder {
 };
 
 long allocations_in_training(const Problem& problem, const std::vector<int>& widths,
-                             const std::string& optimizer) {
+                             const std::string& optimizer, const std::string& only_probe = "") {
   LinearNet net = initialize(widths, {.scheme = "glorot_normal", .seed = 1});
   TrainSpec spec;
   spec.optimizer.kind = optimizer;
   spec.optimizer.lr = 1e-4;
   spec.optimizer.steps = 30;
+  spec.optimizer.depth = 3;
+  spec.optimizer.time = 0.3;
+  spec.dt = 0.03;
   spec.every = 3;
   for (const auto& e : probe_registry())
-    if (probe_unavailable(e.name, problem).empty()) spec.probes.push_back(e.name);
+    if (probe_unavailable(e.name, problem).empty() && (only_probe.empty() || e.name == only_probe))
+      spec.probes.push_back(e.name);
   const auto path = std::filesystem::temp_directory_path() / "dln_no_alloc_metrics.csv";
   CsvRecorder csv(path.string());
   CountingRecorder recorder(csv);
@@ -92,6 +96,10 @@ TEST(NoAllocation, StepLoopWithEveryProbeAndOptimizerDoesNotAllocate) {
   const Problem stats(small, LpLoss(2.0, Reduction::kMean), GradientPath::kStats);
   const Problem data(small, LpLoss(2.0, Reduction::kMean), GradientPath::kData);
   const Problem lp4(large, LpLoss(4.0, Reduction::kMean), GradientPath::kData);
+  for (const auto& probe : probe_registry())
+    EXPECT_EQ(allocations_in_training(stats, {10, 8, 6, 4, 3}, "gd", probe.name), 0) << probe.name;
+  EXPECT_EQ(allocations_in_training(stats, {10, 3}, "e2e"), 0) << "e2e";
+  EXPECT_EQ(allocations_in_training(stats, {10, 8, 6, 4, 3}, "flow"), 0) << "flow";
   for (const char* opt : {"gd", "momentum", "nesterov"}) {
     EXPECT_EQ(allocations_in_training(stats, {10, 8, 6, 4, 3}, opt), 0) << opt << " stats";
     EXPECT_EQ(allocations_in_training(data, {10, 8, 6, 4, 3}, opt), 0) << opt << " data";

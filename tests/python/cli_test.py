@@ -2,12 +2,14 @@
 input (exit status 2, one line naming the file and the line or key, nothing left behind)."""
 import json
 import os
+import subprocess
+import sys
 import unittest
 from pathlib import Path
 
 import numpy as np
 
-from support import TempDir, read_metrics, run_dln, toml_list, write_config
+from support import DLN, TempDir, read_metrics, run_dln, toml_list, write_config
 
 SYNTHETIC = """
 name = "{name}"
@@ -233,14 +235,13 @@ class Commands(unittest.TestCase):
 
     def test_docs_name_every_config_key_and_metric(self):
         root = Path(__file__).resolve().parents[2]
-        config_doc = (root / "docs" / "config.md").read_text()
-        for line in run_dln("list", "config").stdout.splitlines():
-            key = line.split("\t")[0]
-            self.assertIn(f"`{key}`", config_doc, key)
+        out = subprocess.run([sys.executable, root / "scripts" / "config_doc.py", DLN, "--check"],
+                             capture_output=True, text=True)
+        self.assertEqual(out.returncode, 0, out.stderr)
         metrics_doc = (root / "docs" / "metrics.md").read_text()
         for line in run_dln("list", "metrics").stdout.splitlines():
             name = line.split()[0]
-            self.assertIn(f"`{name}", metrics_doc, name)
+            self.assertIn(f"| `{name}` |", metrics_doc, name)
 
 
 class BadInput(unittest.TestCase):

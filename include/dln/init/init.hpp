@@ -15,13 +15,17 @@ struct InitSpec {
   double std = 0.1;    // normal: entry std; balanced: std of the sampled end-to-end entries
   double gain = 1.0;   // orthogonal, identity: multiplies the matrix
   double noise = 0.0;  // identity: std of Gaussian noise added to every entry
-  std::vector<std::string> paths = {};  // npy: one (out, in) file per layer
+  std::vector<std::string> paths = {};   // npy: one (out, in) file per layer
+  double strength = 1e-3;                // saxe: initial end-to-end strength of every mode
+  std::vector<double> layer_gains = {};  // saxe: per-layer factors on the singular values
   std::uint64_t seed = 1;
 };
 
 const Registry& init_registry();
 
-// Throws InputError for a missing or malformed weights file, or an unknown scheme.
-LinearNet initialize(const std::vector<int>& widths, const InitSpec& spec);
+// Throws InputError for a missing or malformed weights file, or an unknown scheme. `saxe`
+// needs the input-output correlation Sigma_yx (k x d).
+LinearNet initialize(const std::vector<int>& widths, const InitSpec& spec,
+                     const Eigen::MatrixXd* sigma_yx = nullptr);
 
 }  // namespace dln

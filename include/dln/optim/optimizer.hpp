@@ -17,7 +17,12 @@ struct OptimizerSpec {
   std::string kind = "gd";
   double lr = 0.01;
   long steps = 1000;
-  double momentum = 0.9;  // momentum, nesterov
+  double momentum = 0.9;            // momentum, nesterov
+  int depth = 1;                    // e2e, flow with dynamics e2e: the depth N of the update
+  std::string dynamics = "layers";  // flow: "layers" (every W_l) or "e2e" (the end-to-end ODE)
+  double time = 1.0;                // flow: end time T of the integration
+  double abs_tol = 1e-10;           // flow: error tolerances of the adaptive solver
+  double rel_tol = 1e-10;
   ScheduleSpec schedule = {};
 };
 
@@ -27,9 +32,17 @@ class Optimizer {
   // Sizes the state for this net and zeroes it.
   virtual void reset(const LinearNet& net) = 0;
   // One update of every layer at learning rate lr, from the gradients in the cache (taken at
-  // the current weights); leaves the cache invalidated.
+  // the current weights); leaves the cache invalidated. A continuous-time optimiser (flow)
+  // integrates over a time interval of length lr instead.
   virtual void step(StepCache& cache, LinearNet& net, double lr) = 0;
+  // True for gradient flow: steps are intervals of continuous time.
+  virtual bool continuous() const { return false; }
+  // Work done so far, for the summary (right-hand-side evaluations of an ODE solver).
+  virtual long evaluations() const { return 0; }
 };
+
+// Whether this optimiser trains the end-to-end matrix alone (the net collapsed to one layer).
+bool trains_end_to_end(const OptimizerSpec& spec);
 
 const Registry& optimizer_registry();
 std::unique_ptr<Optimizer> make_optimizer(const OptimizerSpec& spec);

@@ -17,7 +17,8 @@ namespace dln {
 struct StepInfo {
   long step = 0;      // steps taken so far
   double time = 0.0;  // wall seconds since the run started
-  double lr = 0.0;    // learning rate of the last step
+  double lr = 0.0;    // learning rate of the next step (flow: the record interval)
+  double t = 0.0;     // continuous time: the sum of the learning rates so far, or flow time
 };
 
 class Probe {

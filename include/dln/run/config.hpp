@@ -17,15 +17,15 @@
 
 namespace dln {
 
-enum class KeyType { kString, kInt, kFloat, kBool, kStringArray, kIntArray, kFloatArray };
+enum class KeyType { kString, kInt, kFloat, kNumber, kBool, kStringArray, kIntArray, kFloatArray };
 const char* key_type_name(KeyType type);
 
 struct KeySpec {
   std::string key;
   KeyType type;
-  std::string default_text;  // "" = required; "(seed)" = the top-level seed
+  std::string default_text;  // "" = required; "(seed)" = the top-level seed; "(layers)" = L
   std::string doc;
-  std::string when;  // "" = always; "section.key=a|b" = only for those values
+  std::string when;  // "" = always; "section.key=a|b" only for those values; "key!=a" all but
 };
 const std::vector<KeySpec>& config_schema();
 
@@ -77,6 +77,12 @@ struct ConfigFile {
   std::string path;
   std::map<std::string, ConfigValue> values;
   std::vector<std::pair<std::string, std::vector<ConfigValue>>> sweep;  // in key order
+  // [[arms]]: named variants of the config run side by side (in file order).
+  struct Arm {
+    std::string name;
+    std::vector<std::pair<std::string, ConfigValue>> overrides;
+  };
+  std::vector<Arm> arms;
 };
 
 // Parses `path` and applies "key=value" overrides (values in TOML syntax; a bare word is a

@@ -56,4 +56,9 @@ struct SweepOutcome {
 // one run directory per point and runs.csv. Every point is validated before any runs.
 SweepOutcome run_sweep(const ConfigFile& config, const std::string& dir, int jobs, bool force);
 
+// Runs every [[arms]] entry of the config into a sibling run directory named after the arm, on
+// the same data (and, for arms that keep the seed and init, the same initial weights); runs.csv
+// has an `arm` column.
+SweepOutcome run_arms(const ConfigFile& config, const std::string& dir, int jobs, bool force);
+
 }  // namespace dln

@@ -22,7 +22,8 @@ struct StopSpec {
 
 struct TrainSpec {
   OptimizerSpec optimizer;
-  long every = 1;  // record every this many steps (and the last step)
+  long every = 1;   // record every this many steps (and the last step)
+  double dt = 0.0;  // continuous-time optimisers: the time between records
   std::vector<std::string> probes;
   StopSpec stop;
 };
@@ -41,6 +42,8 @@ struct RunResult {
   double seconds = 0.0;  // wall time of the step loop
   double initial_loss = 0.0;
   double final_loss = 0.0;
+  double time = 0.0;     // continuous time reached: the sum of learning rates, or flow time
+  long evaluations = 0;  // right-hand-side evaluations of an ODE solver
   std::vector<std::string> columns;
   std::vector<double> final_row;  // the last recorded row
 };

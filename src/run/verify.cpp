@@ -1,0 +1,356 @@
+#include "dln/run/verify.hpp"
+
+#include <fmt/format.h>
+
+#include <Eigen/Eigenvalues>
+#include <cmath>
+#include <numeric>
+
+#include "dln/data/synthetic.hpp"
+#include "dln/init/init.hpp"
+#include "dln/optim/e2e.hpp"
+#include "dln/run/trainer.hpp"
+
+namespace dln {
+namespace {
+
+std::shared_ptr<const Dataset> mixture(int samples, int dim, int targets, double map_std,
+                                       bool whitened, std::uint64_t seed = 11) {
+  GaussianMixtureSpec g;
+  g.samples = samples;
+  g.dim = dim;
+  g.targets = targets;
+  g.map_std = map_std;
+  g.seed = seed;
+  auto data = std::make_shared<Dataset>(gaussian_mixture(g));
+  if (whitened) whiten(*data);
+  return data;
+}
+
+// Least-squares slope of log y against log x.
+double fitted_order(const std::vector<double>& x, const std::vector<double>& y) {
+  const double n = static_cast<double>(x.size());
+  double mx = 0, my = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) mx += std::log(x[i]) / n, my += std::log(y[i]) / n;
+  double sxy = 0, sxx = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    sxy += (std::log(x[i]) - mx) * (std::log(y[i]) - my);
+    sxx += (std::log(x[i]) - mx) * (std::log(x[i]) - mx);
+  }
+  return sxy / sxx;
+}
+
+// Symmetric PSD matrix to a real power through its eigendecomposition.
+Eigen::MatrixXd matrix_power(const Eigen::MatrixXd& a, int power) {
+  Eigen::MatrixXd out = Eigen::MatrixXd::Identity(a.rows(), a.cols());
+  for (int i = 0; i < power; ++i) out = out * a;
+  return out;
+}
+
+// Keeps every recorded row.
+class Rows final : public Recorder {
+ public:
+  void begin(const std::vector<std::string>& columns) override { columns_ = columns; }
+  void record(long, std::span<const double> row) override {
+    rows.emplace_back(row.begin(), row.end());
+  }
+  std::size_t column(const std::string& name) const {
+    return static_cast<std::size_t>(std::find(columns_.begin(), columns_.end(), name) -
+                                    columns_.begin());
+  }
+  std::vector<std::vector<double>> rows;
+
+ private:
+  std::vector<std::string> columns_;
+};
+
+Eigen::MatrixXd balancedness(const LinearNet& net, int l) {
+  return net.layers[l + 1].transpose() * net.layers[l + 1] -
+         net.layers[l] * net.layers[l].transpose();
+}
+
+// 1. Steinitz Lemma 2.1.
+CheckResult lemma_2_1(bool quick) {
+  const std::vector<std::vector<int>> shapes = {
+      {5, 4, 3}, {6, 8, 5, 4}, {4, 7, 6, 9, 3}, {7, 5, 9, 6, 8, 4}};
+  double worst = 0.0;
+  const int seeds = quick ? 2 : 6;
+  for (const auto& widths : shapes) {
+    for (int seed = 1; seed <= seeds; ++seed) {
+      const LinearNet net = initialize(
+          widths, {.scheme = "balanced", .std = 1.0, .seed = static_cast<std::uint64_t>(seed)});
+      const int N = net.depth();
+      const Eigen::MatrixXd e = net.end_to_end();
+      const Eigen::MatrixXd lhs1 = e.transpose() * e;
+      const Eigen::MatrixXd rhs1 = matrix_power(net.layers[0].transpose() * net.layers[0], N);
+      const Eigen::MatrixXd lhs2 = e * e.transpose();
+      const Eigen::MatrixXd rhs2 =
+          matrix_power(net.layers[N - 1] * net.layers[N - 1].transpose(), N);
+      worst =
+          std::max({worst, (lhs1 - rhs1).norm() / rhs1.norm(), (lhs2 - rhs2).norm() / rhs2.norm()});
+    }
+  }
+  return {1,
+          "Steinitz Lemma 2.1: W_1^T..W_N^T W_N..W_1 = (W_1^T W_1)^N and W_N..W_1 W_1^T..W_N^T = "
+          "(W_N W_N^T)^N for balanced nets",
+          fmt::format("balanced init, depth 2-5, rectangular widths, {} seeds each", seeds),
+          fmt::format("max rel. error {:.2e}", worst),
+          "< 1e-10",
+          worst < 1e-10};
+}
+
+// 2. Steinitz Theorem 2.2: one-step deviation of deep GD from the end-to-end equation ~ eta^2.
+CheckResult theorem_2_2(bool quick) {
+  const auto data = mixture(quick ? 20 : 60, 5, 3, 0.5, false);
+  double lo = 1e9, hi = -1e9;
+  std::string orders;
+  for (double p : {2.0, 4.0}) {
+    const Problem problem(data, LpLoss(p, Reduction::kMean), GradientPath::kData);
+    for (int N : {2, 3, 4}) {
+      std::vector<int> widths = {5};
+      for (int l = 1; l < N; ++l) widths.push_back(4 + l);
+      widths.push_back(3);
+      const LinearNet start = initialize(widths, {.scheme = "balanced", .std = 0.3, .seed = 3});
+      StepCache cache;
+      cache.bind(problem, start);
+      const auto& g = cache.layer_gradients();
+      EndToEndPreconditioner precond;
+      precond.resize(3, 5, N);
+      Eigen::MatrixXd predicted(3, 5);
+      precond.apply(cache.end_to_end(), cache.e2e_gradient(), predicted);
+      // The step scale: eta ||P|| about 1e-2 of ||W_e|| at the largest eta.
+      const double base = 1e-2 * cache.end_to_end().norm() / predicted.norm();
+      std::vector<double> etas, devs;
+      for (double f : {1.0, 0.3, 0.1, 0.03, 0.01}) {
+        const double eta = base * f;
+        LinearNet net = start;
+        for (int l = 0; l < N; ++l) net.layers[l] -= eta * g[l];
+        const Eigen::MatrixXd e2e = cache.end_to_end() - eta * predicted;
+        etas.push_back(eta);
+        devs.push_back((net.end_to_end() - e2e).norm());
+      }
+      const double order = fitted_order(etas, devs);
+      lo = std::min(lo, order);
+      hi = std::max(hi, order);
+      orders +=
+          fmt::format("{}l{}:N{}={:.3f}", orders.empty() ? "" : " ", static_cast<int>(p), N, order);
+    }
+  }
+  return {2,
+          "Steinitz Thm 2.2: from a balanced init, one deep GD step deviates from the end-to-end "
+          "equation by O(eta^2)",
+          "l2 and l4, N = 2, 3, 4, eta over two decades",
+          "fitted orders " + orders,
+          "in [1.8, 2.2]",
+          lo >= 1.8 && hi <= 2.2};
+}
+
+// 3. Basu Theorem 1: C_l conserved by gradient flow; under GD its drift scales as eta.
+CheckResult theorem_1(bool quick) {
+  const auto data = mixture(quick ? 30 : 100, 10, 3, 1.0, false);
+  const Problem problem(data, LpLoss(2.0, Reduction::kMean));
+  const std::vector<int> widths = {10, 6, 4, 3};
+  const LinearNet start = initialize(widths, {.scheme = "glorot_normal", .seed = 5});
+  auto drift = [&](const LinearNet& a, const LinearNet& b) {
+    double worst = 0.0;
+    for (int l = 0; l + 1 < a.depth(); ++l)
+      worst = std::max(
+          worst, (balancedness(a, l) - balancedness(b, l)).norm() / balancedness(a, l).norm());
+    return worst;
+  };
+  // Gradient flow until the loss has fallen 100x.
+  TrainSpec flow;
+  flow.optimizer.kind = "flow";
+  flow.optimizer.time = quick ? 0.5 : 2.0;
+  flow.dt = flow.optimizer.time / 10;
+  flow.optimizer.abs_tol = flow.optimizer.rel_tol = 1e-12;
+  flow.probes = {"loss"};
+  LinearNet net = start;
+  const RunResult r = train(problem, net, flow, nullptr);
+  const double fall = r.initial_loss / r.final_loss;
+  const double flow_drift = drift(start, net);
+  // GD to the same time T with eta, eta/2, eta/4.
+  const double T = quick ? 0.2 : 0.5;
+  std::vector<double> etas, drifts;
+  for (double eta : {4e-3, 2e-3, 1e-3}) {
+    TrainSpec gd;
+    gd.optimizer.lr = eta;
+    gd.optimizer.steps = std::lround(T / eta);
+    gd.every = gd.optimizer.steps;
+    gd.probes = {"loss"};
+    LinearNet g = start;
+    train(problem, g, gd, nullptr);
+    etas.push_back(eta);
+    drifts.push_back(drift(start, g));
+  }
+  const double order = fitted_order(etas, drifts);
+  return {
+      3,
+      "Basu Thm 1: C_l = W_{l+1}^T W_{l+1} - W_l W_l^T is conserved by gradient flow; under GD its "
+      "drift over a fixed time scales as eta",
+      fmt::format(
+          "Basu mixture, 10-6-4-3, Glorot init; flow to t = {} (loss fell {:.0f}x); GD to t = {}",
+          flow.optimizer.time, fall, T),
+      fmt::format("flow drift {:.2e}; GD order {:.3f}", flow_drift, order),
+      "flow drift < 1e-8 with loss fall >= 100x; GD order in [0.8, 1.2]",
+      flow_drift < 1e-8 && fall >= 100 && order >= 0.8 && order <= 1.2};
+}
+
+// 4. Basu Lemma 2 / Cor. 2.1: the norm gap stays below its initial bound.
+CheckResult lemma_2(bool quick) {
+  const auto data = mixture(quick ? 50 : 400, 10, 3, 1.0, false);
+  const Problem problem(data, LpLoss(2.0, Reduction::kMean));
+  LinearNet net = initialize({10, 8, 6, 4, 3}, {.scheme = "glorot_normal", .seed = 1});
+  TrainSpec gd;
+  gd.optimizer.lr = 1e-3;
+  gd.optimizer.steps = quick ? 2000 : 10000;
+  gd.every = 10;
+  gd.probes = {"norm_gap", "norm_gap_bound", "loss"};
+  Rows rows;
+  train(problem, net, gd, &rows);
+  double worst = 0.0;
+  for (const auto& row : rows.rows) worst = std::max(worst, row[0]);
+  const double bound = rows.rows.front()[1];
+  return {4,
+          "Basu Lemma 2 / Cor. 2.1: the gap between layer norms stays below its bound from the "
+          "initial weights",
+          fmt::format("Basu mixture, 10-8-6-4-3, Glorot init, GD eta = 1e-3, {} steps",
+                      gd.optimizer.steps),
+          fmt::format("max gap {:.4f} <= bound {:.4f}", worst, bound),
+          "max gap <= bound",
+          worst <= bound};
+}
+
+// 5. Saxe et al.: mode strengths follow the closed form.
+CheckResult saxe_modes(bool quick) {
+  const auto data = mixture(quick ? 50 : 100, 6, 3, 0.3, true);
+  const Problem problem(data, LpLoss(2.0, Reduction::kMean));
+  LinearNet net =
+      initialize({6, 6, 3}, {.scheme = "saxe", .strength = 1e-3, .seed = 2}, &problem.sigma_yx());
+  TrainSpec gd;
+  gd.optimizer.lr = 1e-4;
+  gd.optimizer.steps = quick ? 60000 : 150000;
+  gd.every = 100;
+  gd.probes = {"mode", "mode_theory"};
+  Rows rows;
+  train(problem, net, gd, &rows);
+  const std::size_t m = rows.rows.front().size() / 2;
+  double worst = 0.0;
+  for (const auto& row : rows.rows)
+    for (std::size_t i = 0; i < m; ++i) worst = std::max(worst, std::abs(row[i] - row[m + i]));
+  std::string final_modes;
+  for (std::size_t i = 0; i < m; ++i) final_modes += fmt::format(" {:.3f}", rows.rows.back()[i]);
+  return {
+      5,
+      "Saxe et al.: with whitened inputs and a decoupled init, every mode strength follows the "
+      "closed-form sigmoid",
+      fmt::format(
+          "whitened mixture d = 6, k = 3, 6-6-3 saxe init (strength 1e-3), GD eta = 1e-4 to t = {}",
+          gd.optimizer.lr * gd.optimizer.steps),
+      fmt::format("max |mode - theory| {:.2e} (final modes{})", worst, final_modes),
+      "< 1e-3",
+      worst < 1e-3};
+}
+
+// 6. Basu Cor. 2.4, corrected: aligned layers with unequal singular values keep
+// sigma_{k,2}^2 - sigma_{k,1}^2 constant (so the ratio does not tend to 1 as claimed).
+CheckResult corollary_2_4(bool quick) {
+  const auto data = mixture(quick ? 50 : 100, 6, 3, 0.5, true);
+  const Problem problem(data, LpLoss(2.0, Reduction::kMean));
+  LinearNet net = initialize(
+      {6, 3, 3}, {.scheme = "saxe", .strength = 0.05, .layer_gains = {2.0, 0.5}, .seed = 2},
+      &problem.sigma_yx());
+  auto sigmas = [&](const LinearNet& n, int k) {
+    // Per-mode singular values of the aligned layers: ||W_1 v_k|| and ||W_2^T u_k||.
+    return std::pair{(n.layers[0] * problem.mode_v().col(k)).norm(),
+                     (n.layers[1].transpose() * problem.mode_u().col(k)).norm()};
+  };
+  std::vector<double> diff0, ratio0;
+  for (int k = 0; k < 3; ++k) {
+    const auto [s1, s2] = sigmas(net, k);
+    diff0.push_back(s2 * s2 - s1 * s1);
+    ratio0.push_back(s2 / s1);
+  }
+  TrainSpec flow;
+  flow.optimizer.kind = "flow";
+  flow.optimizer.time = quick ? 10.0 : 30.0;
+  flow.dt = flow.optimizer.time / 10;
+  flow.optimizer.abs_tol = flow.optimizer.rel_tol = 1e-12;
+  flow.probes = {"loss"};
+  train(problem, net, flow, nullptr);
+  double worst = 0.0;
+  std::string ratios;
+  for (int k = 0; k < 3; ++k) {
+    const auto [s1, s2] = sigmas(net, k);
+    worst = std::max(worst, std::abs(s2 * s2 - s1 * s1 - diff0[k]) / std::abs(diff0[k]));
+    ratios += fmt::format(" {:.3f}->{:.3f}", ratio0[k], s2 / s1);
+  }
+  return {
+      6,
+      "Basu Cor. 2.4 as derived again: with V_{l+1} = U_l and unequal singular values, "
+      "sigma_{k,l+1}^2 - sigma_{k,l}^2 is conserved, so sigma_{k,l+1}/sigma_{k,l} tends to 1 only "
+      "when that difference is 0 (the paper's 'ratio -> 1' does not hold in general)",
+      fmt::format(
+          "whitened mixture, 6-3-3 saxe init with layer gains (2, 0.5), gradient flow to t = {}",
+          flow.optimizer.time),
+      fmt::format("rel. change of the difference {:.2e}; ratios{}", worst, ratios),
+      "< 1e-8",
+      worst < 1e-8};
+}
+
+// 7. From a balanced init, e2e and deep GD agree to O(eta).
+CheckResult e2e_vs_deep(bool quick) {
+  const auto data = mixture(quick ? 30 : 100, 8, 3, 1.0, false);
+  const Problem problem(data, LpLoss(2.0, Reduction::kMean));
+  const std::vector<int> widths = {8, 6, 5, 3};
+  const LinearNet start = initialize(widths, {.scheme = "balanced", .std = 0.1, .seed = 4});
+  const double T = quick ? 0.3 : 1.0;
+  std::vector<double> gaps;
+  std::string text;
+  for (double eta : {2e-3, 1e-3, 5e-4}) {
+    TrainSpec spec;
+    spec.optimizer.lr = eta;
+    spec.optimizer.steps = std::lround(T / eta);
+    spec.every = spec.optimizer.steps;
+    spec.probes = {"loss"};
+    LinearNet deep = start;
+    train(problem, deep, spec, nullptr);
+    LinearNet e2e({widths.front(), widths.back()});
+    e2e.layers[0] = start.end_to_end();
+    spec.optimizer.kind = "e2e";
+    spec.optimizer.depth = 3;
+    train(problem, e2e, spec, nullptr);
+    gaps.push_back((deep.end_to_end() - e2e.layers[0]).norm());
+    text += fmt::format("{}eta={:g}: {:.3e}", text.empty() ? "" : ", ", eta, gaps.back());
+  }
+  const double r1 = gaps[0] / gaps[1], r2 = gaps[1] / gaps[2];
+  return {7,
+          "From a balanced init, the e2e trajectory and deep GD's end-to-end trajectory agree to "
+          "O(eta)",
+          fmt::format(
+              "Basu mixture, 8-6-5-3 balanced init, gap ||W_e(deep) - W_e(e2e)||_F at t = {}", T),
+          fmt::format("{}; halving ratios {:.3f}, {:.3f}", text, r1, r2),
+          "ratios in [1.6, 2.4]",
+          r1 >= 1.6 && r1 <= 2.4 && r2 >= 1.6 && r2 <= 2.4};
+}
+
+}  // namespace
+
+const std::vector<VerifyCheck>& verify_checks() {
+  static const std::vector<VerifyCheck> checks = {
+      {1, "steinitz-lemma-2.1", lemma_2_1}, {2, "steinitz-theorem-2.2", theorem_2_2},
+      {3, "basu-theorem-1", theorem_1},     {4, "basu-lemma-2", lemma_2},
+      {5, "saxe-modes", saxe_modes},        {6, "basu-corollary-2.4", corollary_2_4},
+      {7, "e2e-vs-deep-gd", e2e_vs_deep},
+  };
+  return checks;
+}
+
+std::vector<CheckResult> verify(bool quick, int only) {
+  std::vector<CheckResult> results;
+  for (const auto& check : verify_checks())
+    if (only == 0 || only == check.id) results.push_back(check.run(quick));
+  return results;
+}
+
+}  // namespace dln
