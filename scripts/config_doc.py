@@ -28,7 +28,8 @@ def tables(dln):
                  "| key | type | default | applies when | meaning |", "| --- | --- | --- | --- | --- |"]
         for key, kind, default, when, doc in rows:
             when = "`" + when.replace("|", "\\|") + "`" if when else "always"
-            default, doc = default.replace("|", "\\|"), doc.replace("|", "\\|")
+            default = default.replace("|", "\\|")
+            doc = doc.replace("|", "\\|").replace("<", "&lt;")
             text.append(f"| `{key}` | {kind} | {default} | {when} | {doc} |")
         text.append("")
     return "\n".join(text)

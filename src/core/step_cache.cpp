@@ -11,6 +11,7 @@ void StepCache::bind(const Problem& problem, const LinearNet& net) {
     throw std::invalid_argument("StepCache::bind: the net's widths do not match the data");
   problem_ = &problem;
   net_ = &net;
+  model_depth_ = net.depth();
   valid_ = 0;
   const int L = net.depth();
   const auto& n = net.widths();

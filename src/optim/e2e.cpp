@@ -1,6 +1,8 @@
 #include "dln/optim/e2e.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 
 namespace dln {
 
@@ -22,10 +24,15 @@ void EndToEndPreconditioner::apply(const Eigen::MatrixXd& W, const Eigen::Matrix
   svd_.compute(W);
   const Eigen::VectorXd& s = svd_.singularValues();
   const double power = 2.0 / depth_;
+  // Singular values at round-off level are zeros of a rank-deficient W: fractional powers
+  // would blow them up ((1e-16)^{2/5} = 4e-7), so they are set to 0.
+  const double cutoff = s.size() > 0 ? s(0) * 4.0 * std::numeric_limits<double>::epsilon() *
+                                           static_cast<double>(std::max(W.rows(), W.cols()))
+                                     : 0.0;
   alpha_.setZero();
   beta_.setZero();
   for (Eigen::Index j = 0; j < s.size(); ++j) {
-    const double a = std::pow(s(j), power);
+    const double a = s(j) <= cutoff ? 0.0 : std::pow(s(j), power);
     alpha_(j) = a;
     beta_(j) = a;
   }

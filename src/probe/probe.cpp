@@ -188,7 +188,11 @@ std::unique_ptr<Probe> make_probe(const std::string& name) {
   throw std::invalid_argument("unknown probe '" + name + "'");
 }
 
-std::string probe_unavailable(const std::string& name, const Problem& problem) {
+std::string probe_unavailable(const std::string& name, const Problem& problem,
+                              const std::string& optimizer_kind, bool end_to_end) {
+  if (name == "e2e_dev" && (end_to_end || optimizer_kind == "flow"))
+    return "probe 'e2e_dev' compares a discrete step of the layers with the end-to-end "
+           "equation; it needs optimizer.kind gd, momentum or nesterov";
   if ((name == "dist_opt" || name == "mode_theory") && !problem.has_optimum())
     return "probe '" + name + "' needs the l2 loss (p = 2)";
   return {};

@@ -18,7 +18,7 @@ class E2eDev final : public Probe {
   }
   void bind(const StepCache& c) override {
     const auto& n = c.net().widths();
-    precond_.resize(n.back(), n.front(), c.net().depth());
+    precond_.resize(n.back(), n.front(), c.model_depth());
     stepped_.clear();
     for (const auto& W : c.net().layers) stepped_.emplace_back(W.rows(), W.cols());
     product_.resize(n.back(), n.front());
@@ -157,7 +157,7 @@ class ModeTheory final : public Probe {
   }
   void bind(const StepCache& c) override {
     modes_ = mode_count(c.net());
-    depth_ = c.net().depth();
+    depth_ = c.model_depth();
     scale_ = c.problem().loss().scale(c.problem().samples()) *
              static_cast<double>(c.problem().samples());
     initialised_ = false;

@@ -647,7 +647,10 @@ RunSpec resolve(const ConfigFile& config,
     init.std = num("init.std");
     if (!(init.std >= 0)) throw fail("init.std", "must be >= 0");
   }
-  if (r.count("init.gain")) init.gain = num("init.gain");
+  if (r.count("init.gain")) {
+    init.gain = num("init.gain");
+    if (!std::isfinite(init.gain)) throw fail("init.gain", "must be finite");
+  }
   if (r.count("init.noise")) {
     init.noise = num("init.noise");
     if (!(init.noise >= 0)) throw fail("init.noise", "must be >= 0");

@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 
+#include <cmath>
 #include <stdexcept>
 
 namespace dln {
@@ -25,7 +26,12 @@ void CsvRecorder::begin(const std::vector<std::string>& columns) {
 
 void CsvRecorder::record(long step, std::span<const double> row) {
   char* out = fmt::format_to(line_.data(), "{}", step);
-  for (double v : row) out = fmt::format_to(out, ",{}", v);
+  for (double v : row) {
+    if (std::isnan(v))
+      out = fmt::format_to(out, ",nan");  // not "-nan": one spelling for every NaN
+    else
+      out = fmt::format_to(out, ",{}", v);
+  }
   *out++ = '\n';
   std::fwrite(line_.data(), 1, static_cast<std::size_t>(out - line_.data()), file_);
 }

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -64,7 +65,7 @@ std::shared_ptr<const Problem> make_problem(const RunSpec& spec,
 }
 
 std::string number(double v) {
-  return fmt::format("{}", v);
+  return std::isnan(v) ? "nan" : fmt::format("{}", v);
 }
 
 void write_text(const fs::path& path, const std::string& text) {
@@ -127,7 +128,11 @@ std::shared_ptr<const Dataset> load_data(const RunSpec& spec) {
     std::vector<std::size_t> ycols, xcols;
     for (const auto& c : d.target_columns) ycols.push_back(column(c, "data.target_columns"));
     if (!d.feature_columns.empty()) {
-      for (const auto& c : d.feature_columns) xcols.push_back(column(c, "data.feature_columns"));
+      for (const auto& c : d.feature_columns) {
+        xcols.push_back(column(c, "data.feature_columns"));
+        if (std::find(ycols.begin(), ycols.end(), xcols.back()) != ycols.end())
+          throw spec.error_at("data.feature_columns", "column '" + c + "' is also a target");
+      }
     } else {
       for (std::size_t c = 0; c < table.columns.size(); ++c)
         if (std::find(ycols.begin(), ycols.end(), c) == ycols.end()) xcols.push_back(c);
@@ -179,7 +184,9 @@ PreparedRun prepare(const RunSpec& spec, ProblemCache* cache) {
                         fmt::format("last width {} differs from the target dimension k = {}",
                                     spec.widths.back(), p.targets()));
   for (const auto& name : spec.train.probes)
-    if (auto why = probe_unavailable(name, p); !why.empty())
+    if (auto why = probe_unavailable(name, p, spec.train.optimizer.kind,
+                                     trains_end_to_end(spec.train.optimizer));
+        !why.empty())
       throw spec.error_at("record.probes", why);
   run.net = at_key(spec, spec.init.scheme == "npy" ? "init.paths" : "init.scheme",
                    [&] { return initialize(spec.widths, spec.init, &p.sigma_yx()); });
@@ -219,7 +226,7 @@ RunResult write_run(PreparedRun& run, const std::string& dir) {
   summary["steps"] = result.steps;
   summary["wall_seconds"] = result.seconds;
   summary["steps_per_second"] = result.seconds > 0 ? result.steps / result.seconds : 0.0;
-  summary["time"] = result.time;
+  summary["t"] = result.time;
   if (result.evaluations > 0) summary["evaluations"] = result.evaluations;
   summary["seed"] = run.spec.seed;
   summary["dln_version"] = kVersion;

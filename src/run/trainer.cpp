@@ -3,6 +3,7 @@
 #include <chrono>
 #include <cmath>
 
+#include "dln/optim/optimizer.hpp"
 #include "dln/probe/probe.hpp"
 
 namespace dln {
@@ -22,6 +23,7 @@ const char* status_name(RunStatus status) {
 RunResult train(const Problem& problem, LinearNet& net, const TrainSpec& spec, Recorder* recorder) {
   StepCache cache;
   cache.bind(problem, net);
+  if (trains_end_to_end(spec.optimizer)) cache.set_model_depth(spec.optimizer.depth);
   ProbeSet probes(spec.probes, cache);
   auto optimizer = make_optimizer(spec.optimizer);
   optimizer->reset(net);

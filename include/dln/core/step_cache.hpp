@@ -20,6 +20,10 @@ class StepCache {
   void invalidate() { valid_ = 0; }
 
   const Problem& problem() const { return *problem_; }
+  // The depth N of the model the run stands for: the net's depth, or optimizer.depth when the
+  // net is the collapsed end-to-end matrix (e2e); theory probes use it.
+  int model_depth() const { return model_depth_; }
+  void set_model_depth(int depth) { model_depth_ = depth; }
   const LinearNet& net() const { return *net_; }
 
   const Eigen::MatrixXd& end_to_end();
@@ -56,6 +60,7 @@ class StepCache {
   const Problem* problem_ = nullptr;
   const LinearNet* net_ = nullptr;
   unsigned valid_ = 0;
+  int model_depth_ = 1;
 
   std::vector<Eigen::MatrixXd> prefix_;  // prefix_[l - 1] = P_l
   std::vector<Eigen::MatrixXd> suffix_;  // suffix_[l] = S_l

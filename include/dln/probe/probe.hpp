@@ -35,8 +35,10 @@ class Probe {
 const Registry& probe_registry();
 // Throws std::invalid_argument for an unknown name.
 std::unique_ptr<Probe> make_probe(const std::string& name);
-// Why a probe cannot run on this problem (empty if it can): dist_opt needs the l2 loss.
-std::string probe_unavailable(const std::string& name, const Problem& problem);
+// Why a probe cannot run on this problem with this optimiser (empty if it can): dist_opt and
+// mode_theory need the l2 loss, e2e_dev a discrete optimiser on the layers.
+std::string probe_unavailable(const std::string& name, const Problem& problem,
+                              const std::string& optimizer_kind = "gd", bool end_to_end = false);
 
 // The probes a config asks for, as one row of columns.
 class ProbeSet {
