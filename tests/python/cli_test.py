@@ -244,6 +244,73 @@ class Commands(unittest.TestCase):
             self.assertIn(f"| `{name}` |", metrics_doc, name)
 
 
+class TheoryCommands(unittest.TestCase):
+    def test_arms_run_side_by_side_from_the_same_initial_end_to_end_matrix(self):
+        with TempDir() as tmp:
+            cfg = write_config(tmp / "a.toml", SYNTHETIC.format(name="arms") + """
+[init]
+scheme = "balanced"
+std = 0.05
+[[arms]]
+name = "deep"
+record.probes = ["loss", "t", "e2e_fro", "e2e_dev"]
+[[arms]]
+name = "e2e"
+optimizer.kind = "e2e"
+record.probes = ["loss", "t", "e2e_fro"]
+[[arms]]
+name = "flow"
+optimizer = { kind = "flow", time = 0.04 }
+record = { every = 0.01, probes = ["loss", "t", "e2e_fro"] }
+""")
+            out = run_dln("run", cfg, "--out", tmp / "arms")
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertEqual(out.stderr, "")  # base keys unused by one arm are no mistake
+            lines = (tmp / "arms" / "runs.csv").read_text().splitlines()
+            self.assertTrue(lines[0].startswith("run,arm,status,steps,loss,t,e2e_fro"))
+            self.assertEqual([l.split(",")[0] for l in lines[1:]], ["deep", "e2e", "flow"])
+            starts = []
+            for arm in ("deep", "e2e", "flow"):
+                header, rows = read_metrics(tmp / "arms" / arm)
+                starts.append(rows[0, header.index("e2e_fro")])
+                self.assertAlmostEqual(rows[-1, header.index("t")], 0.04, places=12)
+            self.assertEqual(starts[0], starts[1])
+            self.assertEqual(starts[0], starts[2])
+            e2e_w = np.load(tmp / "arms" / "e2e" / "weights" / "W1.npy")
+            self.assertEqual(e2e_w.shape, (3, 10))
+            plot = run_dln("plot", tmp / "arms")
+            self.assertEqual(plot.returncode, 0, plot.stderr)
+            self.assertTrue((tmp / "arms" / "figures" / "loss.png").is_file())
+
+    def test_e2e_dev_needs_a_discrete_optimizer_on_the_layers(self):
+        with TempDir() as tmp:
+            cfg = write_config(tmp / "c.toml", SYNTHETIC.format(name="dev"))
+            out = run_dln("run", cfg, "--out", tmp / "r", "--set", "optimizer.kind=e2e",
+                          "--set", "record.probes=['loss', 'e2e_dev']")
+            self.assertEqual(out.returncode, 2)
+            self.assertIn("record.probes", out.stderr)
+            self.assertFalse((tmp / "r").exists())
+
+    def test_flow_record_interval_must_divide_the_time(self):
+        with TempDir() as tmp:
+            cfg = write_config(tmp / "c.toml", SYNTHETIC.format(name="flow"))
+            out = run_dln("run", cfg, "--out", tmp / "r", "--set", "optimizer.kind=flow",
+                          "--set", "optimizer.time=1.0", "--set", "record.every=0.3")
+            self.assertEqual(out.returncode, 2)
+            self.assertIn("record.every", out.stderr)
+            out = run_dln("run", cfg, "--out", tmp / "r", "--set", "record.every=0.5")
+            self.assertEqual(out.returncode, 2)
+            self.assertIn("whole number of steps", out.stderr)
+
+    def test_verify_prints_a_table_and_exits_zero_when_all_pass(self):
+        out = run_dln("verify", "--quick")
+        self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+        self.assertEqual(out.stdout.count("[pass]"), 7)
+        for word in ("setting:", "measured:", "threshold:"):
+            self.assertEqual(out.stdout.count(word), 7)
+        self.assertEqual(run_dln("verify", "--check", 9).returncode, 2)
+
+
 class BadInput(unittest.TestCase):
     """Each bad input: exit 2, one line on stderr naming the file and the line or key, and no
     run directory (nor a temporary one) left behind."""
