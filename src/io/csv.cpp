@@ -18,6 +18,11 @@ std::string trim(std::string_view s) {
 
 std::vector<std::string> split(const std::string& line, char delimiter) {
   std::vector<std::string> fields;
+  if (delimiter == '\0') {  // runs of whitespace
+    std::istringstream in(line);
+    for (std::string f; in >> f;) fields.push_back(f);
+    return fields;
+  }
   std::size_t start = 0;
   while (true) {
     const auto pos = line.find(delimiter, start);
@@ -30,7 +35,7 @@ std::vector<std::string> split(const std::string& line, char delimiter) {
 
 }  // namespace
 
-CsvTable read_csv(const std::string& path, char delimiter) {
+CsvTable read_csv(const std::string& path, char delimiter, bool header) {
   std::istringstream in(read_file(path));
   CsvTable table;
   std::string line;
@@ -40,8 +45,11 @@ CsvTable read_csv(const std::string& path, char delimiter) {
     if (trim(line).empty()) continue;
     auto fields = split(line, delimiter);
     if (table.columns.empty()) {
-      table.columns = std::move(fields);
-      continue;
+      if (header) {
+        table.columns = std::move(fields);
+        continue;
+      }
+      for (std::size_t c = 1; c <= fields.size(); ++c) table.columns.push_back(std::to_string(c));
     }
     if (fields.size() != table.columns.size())
       throw InputError(path, line_no, "",

@@ -1,5 +1,7 @@
 #include "dln/io/npy.hpp"
 
+#include <zlib.h>
+
 #include <bit>
 #include <cstdint>
 #include <cstring>
@@ -154,6 +156,20 @@ NpyArray parse_npy(std::string_view bytes, const std::string& name) {
 }
 
 std::string read_file(const std::string& path) {
+  if (path.ends_with(".gz")) {
+    gzFile gz = gzopen(path.c_str(), "rb");
+    if (!gz)
+      throw InputError(path, 0, "", "cannot open file (" + std::string(std::strerror(errno)) + ")");
+    std::string out;
+    char buffer[1 << 16];
+    int n = 0;
+    while ((n = gzread(gz, buffer, sizeof buffer)) > 0)
+      out.append(buffer, static_cast<std::size_t>(n));
+    const bool failed = n < 0;
+    gzclose(gz);
+    if (failed) throw InputError(path, 0, "", "cannot decompress (corrupt gzip data)");
+    return out;
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in)
     throw InputError(path, 0, "", "cannot open file (" + std::string(std::strerror(errno)) + ")");

@@ -163,6 +163,13 @@ const Registry& probe_registry() {
        "max over pairs of sqrt(| ||W_k(0)||_F^2 - ||W_l(0)||_F^2 |), the gap's bound under "
        "gradient flow",
        {}},
+      {"basu_U",
+       "Basu et al.'s U = (min_l ||W_l||_F + Delta_0)^L, Delta_0 the initial largest norm gap",
+       {}},
+      {"basu_bound",
+       "Basu et al.'s bound (17) on U integrated from U(0): dU/dt = a L U^{2-2/L} (M - kappa_2 U), "
+       "M = (2 kappa_1 + 1) ||Sigma_yx||_F",
+       {"record.basu_kappa1", "record.basu_kappa2"}},
       {"mode", "mode.i = u_i^T W_e v_i for the i-th singular pair of Sigma_yx", {}},
       {"mode_theory",
        "mode_theory.i: Saxe's prediction of mode.i (closed form for 2 layers, the scalar mode ODE "
@@ -172,7 +179,8 @@ const Registry& probe_registry() {
   return registry;
 }
 
-std::unique_ptr<Probe> make_probe(const std::string& name) {
+std::unique_ptr<Probe> make_probe(const std::string& name, const ProbeOptions& options) {
+  if (name == "basu_bound") return make_basu_bound(options.basu_kappa1, options.basu_kappa2);
   if (name == "loss") return std::make_unique<Loss>();
   if (name == "fro") return std::make_unique<Fro>();
   if (name == "spectral") return std::make_unique<Spectral>();
@@ -198,9 +206,10 @@ std::string probe_unavailable(const std::string& name, const Problem& problem,
   return {};
 }
 
-ProbeSet::ProbeSet(const std::vector<std::string>& names, const StepCache& cache) {
+ProbeSet::ProbeSet(const std::vector<std::string>& names, const StepCache& cache,
+                   const ProbeOptions& options) {
   for (const auto& name : names) {
-    probes_.push_back(make_probe(name));
+    probes_.push_back(make_probe(name, options));
     const std::size_t before = columns_.size();
     probes_.back()->columns(cache.net(), columns_);
     widths_.push_back(columns_.size() - before);

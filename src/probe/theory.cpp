@@ -118,6 +118,31 @@ class NormGapBound final : public Probe {
   double bound_ = 0.0;
 };
 
+// Integrates a scalar ODE du/dt = f(u) from t0 to t1 with an error-controlled Dormand-Prince
+// step; a solution that blows up (|u| > 1e150, or a step budget spent) becomes infinity.
+template <typename F>
+double integrate_scalar(F&& f, double u, double t0, double t1) {
+  namespace odeint = boost::numeric::odeint;
+  if (!(t1 > t0) || !std::isfinite(u)) return u;
+  using State = std::array<double, 1>;
+  auto stepper = odeint::make_controlled(1e-12, 1e-10, odeint::runge_kutta_dopri5<State>());
+  auto rhs = [&](const State& x, State& dx, double) { dx[0] = f(x[0]); };
+  State x{u};
+  double t = t0, h = (t1 - t0) / 10.0;
+  for (int budget = 100000; t < t1; --budget) {
+    if (budget == 0 || !std::isfinite(x[0]) || std::abs(x[0]) > 1e150) return INFINITY;
+    const bool last = h >= t1 - t;
+    double step = last ? t1 - t : h;
+    if (stepper.try_step(rhs, x, t, step) == odeint::success) {
+      if (last) t = t1;
+      if (!last || step > h) h = step;
+    } else {
+      h = step;
+    }
+  }
+  return x[0];
+}
+
 // Sigma_yx (k x d) has min(k, d) singular triplets.
 int mode_count(const LinearNet& net) {
   return std::min(net.input_dim(), net.output_dim());
@@ -183,19 +208,11 @@ class ModeTheory final : public Probe {
         continue;
       }
       // Other depths: integrate the scalar ODE from the last record time.
-      namespace odeint = boost::numeric::odeint;
-      std::array<double, 1> u{u_[i]};
       const double L = depth_, a = scale_;
-      auto rhs = [&](const std::array<double, 1>& x, std::array<double, 1>& dx, double) {
-        dx[0] = a * L * std::pow(std::abs(x[0]), 2.0 - 2.0 / L) * (s - x[0]);
-      };
-      if (info.t > t_)
-        odeint::integrate_adaptive(
-            odeint::make_controlled(1e-12, 1e-12,
-                                    odeint::runge_kutta_dopri5<std::array<double, 1>>()),
-            rhs, u, t_, info.t, (info.t - t_) / 10.0);
-      u_[i] = u[0];
-      out[i] = u[0];
+      u_[i] = integrate_scalar(
+          [&](double x) { return a * L * std::pow(std::abs(x), 2.0 - 2.0 / L) * (s - x); }, u_[i],
+          t_, info.t);
+      out[i] = u_[i];
     }
     t_ = info.t;
   }
@@ -208,7 +225,75 @@ class ModeTheory final : public Probe {
   Eigen::VectorXd wv_;
 };
 
+// Basu et al.'s Theorem 3: U = (||W_l||_F + Delta)^L with Delta the largest gap between layer
+// norms at the start; dln takes the smallest layer, U(t) = (min_l ||W_l(t)||_F + Delta_0)^L,
+// which bounds the product of the layer norms while the gaps stay within Delta_0.
+double basu_u(const LinearNet& net, double delta0) {
+  double lo = INFINITY;
+  for (const auto& W : net.layers) lo = std::min(lo, W.norm());
+  return std::pow(lo + delta0, net.depth());
+}
+
+double initial_gap(const LinearNet& net) {
+  double lo = INFINITY, hi = 0.0;
+  for (const auto& W : net.layers) lo = std::min(lo, W.norm()), hi = std::max(hi, W.norm());
+  return hi - lo;
+}
+
+class BasuU final : public Probe {
+ public:
+  void columns(const LinearNet&, std::vector<std::string>& out) const override {
+    out.push_back("basu_U");
+  }
+  void bind(const StepCache& c) override { delta0_ = initial_gap(c.net()); }
+  void measure(const StepInfo&, StepCache& c, std::span<double> out) override {
+    out[0] = basu_u(c.net(), delta0_);
+  }
+
+ private:
+  double delta0_ = 0.0;
+};
+
+// The growth bound (17) integrated as an equality from U(0): in continuous time t,
+// dU/dt = a L U^{2(1-1/L)} (M - kappa_2 U), M = (2 kappa_1 + 1) ||Sigma_yx||_F
+// (docs/theory.md#basu-growth-bound). kappa_1, kappa_2 come from the config.
+class BasuBound final : public Probe {
+ public:
+  BasuBound(double kappa1, double kappa2) : kappa1_(kappa1), kappa2_(kappa2) {}
+  void columns(const LinearNet&, std::vector<std::string>& out) const override {
+    out.push_back("basu_bound");
+  }
+  void bind(const StepCache& c) override {
+    u_[0] = basu_u(c.net(), initial_gap(c.net()));
+    t_ = 0.0;
+    depth_ = c.net().depth();
+    scale_ = c.problem().loss().scale(c.problem().samples()) *
+             static_cast<double>(c.problem().samples());
+    m_ = (2.0 * kappa1_ + 1.0) * c.problem().sigma_yx().norm();
+  }
+  void measure(const StepInfo& info, StepCache&, std::span<double> out) override {
+    const double L = depth_, a = scale_, M = m_, k2 = kappa2_;
+    u_[0] = integrate_scalar(
+        [&](double x) {
+          return a * L * std::pow(std::max(x, 0.0), 2.0 * (1.0 - 1.0 / L)) * (M - k2 * x);
+        },
+        u_[0], t_, info.t);
+    t_ = info.t;
+    out[0] = u_[0];
+  }
+
+ private:
+  double kappa1_, kappa2_;
+  std::array<double, 1> u_{0.0};
+  double t_ = 0.0, scale_ = 1.0, m_ = 0.0;
+  int depth_ = 1;
+};
+
 }  // namespace
+
+std::unique_ptr<Probe> make_basu_bound(double kappa1, double kappa2) {
+  return std::make_unique<BasuBound>(kappa1, kappa2);
+}
 
 std::unique_ptr<Probe> make_theory_probe(const std::string& name) {
   if (name == "e2e_dev") return std::make_unique<E2eDev>();
@@ -217,6 +302,7 @@ std::unique_ptr<Probe> make_theory_probe(const std::string& name) {
   if (name == "norm_gap_bound") return std::make_unique<NormGapBound>();
   if (name == "mode") return std::make_unique<Mode>();
   if (name == "mode_theory") return std::make_unique<ModeTheory>();
+  if (name == "basu_U") return std::make_unique<BasuU>();
   return nullptr;
 }
 

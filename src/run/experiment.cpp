@@ -11,8 +11,10 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "dln/data/mnist_json.hpp"
 #include "dln/data/synthetic.hpp"
 #include "dln/io/csv.hpp"
+#include "dln/io/libsvm.hpp"
 #include "dln/io/npy.hpp"
 #include "dln/io/npz.hpp"
 #include "dln/optim/optimizer.hpp"
@@ -117,8 +119,48 @@ std::shared_ptr<const Dataset> load_data(const RunSpec& spec) {
       (std::string(key) == "data.x_key" ? data->X : data->Y) =
           samples_from(it->second, d.path + ":" + name, spec, key);
     }
+  } else if (d.source == "libsvm") {
+    const auto table = at_key(spec, "data.path", [&] { return io::read_libsvm(d.path); });
+    const auto n = static_cast<Eigen::Index>(table.rows.size());
+    data->X = Eigen::MatrixXd::Zero(static_cast<Eigen::Index>(table.dim), n);
+    data->Y.resize(1, n);
+    for (Eigen::Index i = 0; i < n; ++i) {
+      for (const auto& [index, value] : table.rows[i])
+        data->X(static_cast<Eigen::Index>(index), i) = value;
+      data->Y(0, i) = table.labels[i];
+    }
+  } else if (d.source == "mnist_json") {
+    MnistJsonSpec m;
+    m.dir = d.path;
+    m.classes = d.classes;
+    m.labels = d.labels;
+    m.per_class = d.per_class;
+    m.test_fraction = d.test_fraction;
+    m.test = d.test;
+    m.seed = d.seed;
+    *data = at_key(spec, "data.path", [&] { return load_mnist_json(m); });
+  } else if (!d.x.empty()) {  // csv: features and targets in separate files
+    const auto x = at_key(spec, "data.x", [&] { return io::read_csv(d.x, d.delimiter, d.header); });
+    const auto y = at_key(spec, "data.y", [&] { return io::read_csv(d.y, d.delimiter, d.header); });
+    std::vector<std::size_t> xcols;
+    for (const auto& c : d.feature_columns) {
+      const auto it = std::find(x.columns.begin(), x.columns.end(), c);
+      if (it == x.columns.end())
+        throw spec.error_at("data.feature_columns", d.x + " has no column '" + c + "'");
+      xcols.push_back(static_cast<std::size_t>(it - x.columns.begin()));
+    }
+    if (xcols.empty())
+      for (std::size_t c = 0; c < x.columns.size(); ++c) xcols.push_back(c);
+    data->X.resize(static_cast<Eigen::Index>(xcols.size()), static_cast<Eigen::Index>(x.rows()));
+    for (std::size_t i = 0; i < x.rows(); ++i)
+      for (std::size_t j = 0; j < xcols.size(); ++j) data->X(j, i) = x.at(i, xcols[j]);
+    data->Y.resize(static_cast<Eigen::Index>(y.columns.size()),
+                   static_cast<Eigen::Index>(y.rows()));
+    for (std::size_t i = 0; i < y.rows(); ++i)
+      for (std::size_t j = 0; j < y.columns.size(); ++j) data->Y(j, i) = y.at(i, j);
   } else {
-    const auto table = at_key(spec, "data.path", [&] { return io::read_csv(d.path, d.delimiter); });
+    const auto table =
+        at_key(spec, "data.path", [&] { return io::read_csv(d.path, d.delimiter, d.header); });
     auto column = [&](const std::string& name, const std::string& key) {
       const auto it = std::find(table.columns.begin(), table.columns.end(), name);
       if (it == table.columns.end())
@@ -229,6 +271,7 @@ RunResult write_run(PreparedRun& run, const std::string& dir) {
   summary["t"] = result.time;
   if (result.evaluations > 0) summary["evaluations"] = result.evaluations;
   summary["seed"] = run.spec.seed;
+  summary["sigma_yx_fro"] = run.problem->sigma_yx().norm();
   summary["dln_version"] = kVersion;
   summary["initial_loss"] = json_number(result.initial_loss);
   summary["final_loss"] = json_number(result.final_loss);

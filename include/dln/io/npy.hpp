@@ -32,7 +32,8 @@ NpyArray read_npy(const std::string& path);
 // Writes m as a float64 C-order array of shape (rows, cols), atomically (temp + rename).
 void write_npy(const std::string& path, const Eigen::MatrixXd& m);
 
-// Reads a whole file; throws InputError naming it when it cannot be opened.
+// Reads a whole file (decompressing it when the name ends in ".gz"); throws InputError naming
+// it when it cannot be opened or decompressed.
 std::string read_file(const std::string& path);
 
 }  // namespace dln::io

@@ -32,9 +32,15 @@ class Probe {
   virtual void measure(const StepInfo& info, StepCache& cache, std::span<double> out) = 0;
 };
 
+// Settings some probes take from the config.
+struct ProbeOptions {
+  double basu_kappa1 = 1.0;  // basu_bound: Basu et al.'s kappa_1 and kappa_2 (Theorem 3)
+  double basu_kappa2 = 0.0;
+};
+
 const Registry& probe_registry();
 // Throws std::invalid_argument for an unknown name.
-std::unique_ptr<Probe> make_probe(const std::string& name);
+std::unique_ptr<Probe> make_probe(const std::string& name, const ProbeOptions& options = {});
 // Why a probe cannot run on this problem with this optimiser (empty if it can): dist_opt and
 // mode_theory need the l2 loss, e2e_dev a discrete optimiser on the layers.
 std::string probe_unavailable(const std::string& name, const Problem& problem,
@@ -43,7 +49,8 @@ std::string probe_unavailable(const std::string& name, const Problem& problem,
 // The probes a config asks for, as one row of columns.
 class ProbeSet {
  public:
-  ProbeSet(const std::vector<std::string>& names, const StepCache& cache);
+  ProbeSet(const std::vector<std::string>& names, const StepCache& cache,
+           const ProbeOptions& options = {});
   const std::vector<std::string>& columns() const { return columns_; }
   void measure(const StepInfo& info, StepCache& cache, std::span<double> row);
 

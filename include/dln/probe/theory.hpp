@@ -10,7 +10,10 @@
 
 namespace dln {
 
-// e2e_dev, balance_drift, norm_gap, norm_gap_bound, mode, mode_theory; null for other names.
+// e2e_dev, balance_drift, norm_gap, norm_gap_bound, mode, mode_theory, basu_U; null for other
+// names.
 std::unique_ptr<Probe> make_theory_probe(const std::string& name);
+// basu_bound, with the constants of Basu et al.'s Theorem 3.
+std::unique_ptr<Probe> make_basu_bound(double kappa1, double kappa2);
 
 }  // namespace dln

@@ -47,7 +47,13 @@ struct DataSpec {
   double noise = 0.0, map_std = 1.0, mean_std = 2.0, scale_min = 0.5, scale_max = 2.0;
   std::string x, y, path, x_key = "X", y_key = "Y";  // paths absolute after resolution
   std::vector<std::string> target_columns, feature_columns;
-  char delimiter = ',';
+  char delimiter = ',';  // '\0': runs of whitespace
+  bool header = true;
+  std::vector<int> classes;  // mnist_json
+  std::string labels = "onehot";
+  int per_class = 0;
+  double test_fraction = 0.0;
+  bool test = false;
   bool standardize = false, whiten = false;
 };
 

@@ -9,6 +9,7 @@
 #include "dln/core/problem.hpp"
 #include "dln/model/linear_net.hpp"
 #include "dln/optim/optimizer.hpp"
+#include "dln/probe/probe.hpp"
 
 namespace dln {
 
@@ -25,6 +26,7 @@ struct TrainSpec {
   long every = 1;   // record every this many steps (and the last step)
   double dt = 0.0;  // continuous-time optimisers: the time between records
   std::vector<std::string> probes;
+  ProbeOptions probe_options;
   StopSpec stop;
 };
 

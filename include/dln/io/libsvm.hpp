@@ -1,0 +1,20 @@
+// LIBSVM text files ("label index:value ..." with 1-based, increasing indices), the format of
+// the UCI gas-sensor sets, read into a dense table.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace dln::io {
+
+struct SparseTable {
+  std::size_t dim = 0;                                            // the largest index seen
+  std::vector<double> labels;                                     // one per row
+  std::vector<std::vector<std::pair<std::size_t, double>>> rows;  // (0-based index, value)
+};
+
+// A label "a;b" (the gas-sensor files' "class;concentration") is read as b. A malformed line
+// is an InputError naming the file and the line.
+SparseTable read_libsvm(const std::string& path);
+
+}  // namespace dln::io
