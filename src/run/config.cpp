@@ -1,5 +1,6 @@
 #include "dln/run/config.hpp"
 
+#include <fmt/format.h>
 #include <toml++/toml.h>
 
 #include <algorithm>
@@ -297,6 +298,36 @@ void flatten(const toml::table& table, const std::string& prefix, const std::str
       }
       continue;
     }
+    if (key == "select" && prefix.empty() && node.is_table()) {
+      ConfigValue at;
+      at.file = file;
+      at.line = static_cast<int>(node.source().begin.line);
+      ConfigFile::Select& sel = out.select;
+      sel.enabled = true;
+      sel.line = at.line;
+      for (const auto& [sk, snode] : *node.as_table()) {
+        const std::string skey(sk.str());
+        at.line = static_cast<int>(snode.source().begin.line);
+        if (skey == "metric" && snode.is_string()) {
+          sel.metric = snode.as_string()->get();
+        } else if (skey == "over" && snode.is_array()) {
+          for (const auto& e : *snode.as_array()) {
+            if (!e.is_string()) throw value_error("select.over", at, "must be an array of keys");
+            sel.over.push_back(e.as_string()->get());
+          }
+        } else if (skey == "then" && snode.is_table()) {
+          ConfigFile sub;
+          flatten(*snode.as_table(), "", file, base_dir, sub);
+          if (!sub.sweep.empty() || !sub.arms.empty() || sub.select.enabled)
+            throw value_error("select.then", at, "holds config keys only");
+          sel.then.assign(sub.values.begin(), sub.values.end());
+        } else {
+          throw value_error("select." + skey, at,
+                            "unknown key or wrong type (select takes metric, over, [select.then])");
+        }
+      }
+      continue;
+    }
     if (key == "sweep" && node.is_table()) {
       for (const auto& [sk, snode] : *node.as_table()) {
         const std::string skey(sk.str());
@@ -461,7 +492,7 @@ std::string value_text(const ConfigValue& value) {
         } else if constexpr (std::is_same_v<V, bool>) {
           os << (v ? "true" : "false");
         } else if constexpr (std::is_same_v<V, double>) {
-          os << toml::value<double>(v);
+          os << fmt::format("{}", v);  // shortest round-trip form
         } else if constexpr (std::is_same_v<V, std::int64_t>) {
           os << v;
         } else if constexpr (std::is_same_v<V, ConfigValue::Array2>) {
@@ -477,7 +508,7 @@ std::string value_text(const ConfigValue& value) {
           for (std::size_t i = 0; i < v.size(); ++i) {
             if (i) os << ", ";
             if constexpr (std::is_same_v<V, std::vector<double>>)
-              os << toml::value<double>(v[i]);
+              os << fmt::format("{}", v[i]);
             else
               os << v[i];
           }
@@ -533,6 +564,19 @@ ConfigFile load_config(const std::string& path, const std::vector<std::string>& 
       v.value = text;  // a bare word: a string
     }
     config.values[key] = v;
+  }
+  if (config.select.enabled) {
+    ConfigValue at;
+    at.file = path;
+    at.line = config.select.line;
+    if (config.sweep.empty())
+      throw value_error("select", at, "needs a [sweep] grid to select from");
+    if (config.select.over.empty())
+      for (const auto& [key, values] : config.sweep) config.select.over.push_back(key);
+    for (const auto& key : config.select.over)
+      if (std::none_of(config.sweep.begin(), config.sweep.end(),
+                       [&](const auto& axis) { return axis.first == key; }))
+        throw value_error("select.over", at, "'" + key + "' is not an axis of [sweep]");
   }
   return config;
 }

@@ -315,7 +315,7 @@ struct Point {
 // `dir` (atomically), and writes runs.csv with `label_columns` before the results.
 SweepOutcome run_points(const ConfigFile& config, const std::vector<Point>& points,
                         const std::vector<std::string>& label_columns, const std::string& dir,
-                        int jobs, bool force) {
+                        int jobs, bool force, std::vector<RunResult>* results_out = nullptr) {
   check_output_dir(dir, force);
   ProblemCache cache;
   std::vector<PreparedRun> runs;
@@ -384,11 +384,75 @@ SweepOutcome run_points(const ConfigFile& config, const std::vector<Point>& poin
   if (fs::exists(target)) fs::remove_all(target);
   fs::rename(tmp, target);
   outcome.runs = runs.size();
+  if (results_out) *results_out = results;
   outcome.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return outcome;
 }
 
 }  // namespace
+
+// Grid, then the best point of each group again with the [select.then] overrides, into
+// DIR/grid and DIR/best (docs/config.md#select).
+SweepOutcome run_select(const ConfigFile& config, const std::vector<Point>& grid,
+                        const std::vector<std::string>& columns, const std::string& dir, int jobs,
+                        bool force) {
+  check_output_dir(dir, force);
+  const fs::path target = fs::absolute(dir).lexically_normal();
+  const fs::path tmp = target.string() + fmt::format(".tmp-{}", ::getpid());
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  try {
+    std::vector<RunResult> results;
+    SweepOutcome outcome =
+        run_points(config, grid, columns, (tmp / "grid").string(), jobs, true, &results);
+    // Group the points by their values on the axes not searched over.
+    const auto& sel = config.select;
+    std::vector<bool> searched;
+    for (const auto& c : columns)
+      searched.push_back(std::find(sel.over.begin(), sel.over.end(), c) != sel.over.end());
+    std::map<std::string, std::size_t> best;  // group key -> grid index
+    std::vector<std::string> order;
+    bool metric_seen = false;
+    for (std::size_t i = 0; i < grid.size(); ++i) {
+      std::string key;
+      for (std::size_t a = 0; a < columns.size(); ++a)
+        if (!searched[a]) key += grid[i].labels[a] + "\x1f";
+      const auto& r = results[i];
+      const auto col = std::find(r.columns.begin(), r.columns.end(), sel.metric);
+      if (col == r.columns.end()) continue;
+      metric_seen = true;
+      const double v = r.final_row[static_cast<std::size_t>(col - r.columns.begin())];
+      if (r.status == RunStatus::kDiverged || !std::isfinite(v)) continue;
+      if (!best.count(key)) order.push_back(key);
+      auto [it, fresh] = best.try_emplace(key, i);
+      const auto& rb = results[it->second];
+      const double vb = rb.final_row[static_cast<std::size_t>(
+          std::find(rb.columns.begin(), rb.columns.end(), sel.metric) - rb.columns.begin())];
+      if (!fresh && v < vb) it->second = i;
+    }
+    if (!metric_seen)
+      throw InputError(config.path, sel.line, "select.metric",
+                       "'" + sel.metric + "' is not a recorded column of the grid runs");
+    std::vector<Point> long_phase;
+    for (const auto& key : order) {
+      Point p = grid[best[key]];
+      p.name = fmt::format("{:03}", long_phase.size());
+      for (const auto& o : sel.then) p.overrides.push_back(o);
+      long_phase.push_back(std::move(p));
+    }
+    const SweepOutcome second =
+        run_points(config, long_phase, columns, (tmp / "best").string(), jobs, true);
+    outcome.runs += second.runs;
+    outcome.seconds += second.seconds;
+    for (const auto& [s, n] : second.statuses) outcome.statuses[s] += n;
+    if (fs::exists(target)) fs::remove_all(target);
+    fs::rename(tmp, target);
+    return outcome;
+  } catch (...) {
+    fs::remove_all(tmp);
+    throw;
+  }
+}
 
 SweepOutcome run_sweep(const ConfigFile& config, const std::string& dir, int jobs, bool force) {
   if (!config.arms.empty())
@@ -410,6 +474,7 @@ SweepOutcome run_sweep(const ConfigFile& config, const std::string& dir, int job
     points[i].name = fmt::format("{:0{}}", i, std::max(digits, 3));
   std::vector<std::string> columns;
   for (const auto& [key, values] : config.sweep) columns.push_back(key);
+  if (config.select.enabled) return run_select(config, points, columns, dir, jobs, force);
   return run_points(config, points, columns, dir, jobs, force);
 }
 

@@ -9,6 +9,11 @@ const std::vector<Reproduction>& reproductions() {
        "grow together within their initial gap, ||W_e|| approaches ||Sigma_yx||, and the growth "
        "bound (17) for L = 2, 3, 4",
        {"papers/basu-fig1/three_layer.toml", "papers/basu-fig1/five_layer.toml"}},
+      {"steinitz-fig1",
+       "Steinitz Fig. 1: linear nets of depth 1-4 on real l2 regression data (diabetes, MNIST "
+       "onto one-hot), learning-rate grid then long training: dynamics independent of "
+       "intermediate width, and the ranking of depths",
+       {"papers/steinitz-fig1/diabetes.toml", "papers/steinitz-fig1/mnist.toml"}},
   };
   return list;
 }

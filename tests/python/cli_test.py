@@ -420,6 +420,42 @@ steps = 5
             self.assertEqual(np.load(tmp / "r" / "weights" / "W1.npy").shape, (3, 784))
 
 
+class Select(unittest.TestCase):
+    def test_select_keeps_the_best_rate_of_each_architecture_and_trains_it_long(self):
+        root = Path(__file__).resolve().parents[2]
+        with TempDir() as tmp:
+            cfg = root / "experiments" / "papers" / "steinitz-fig1" / "diabetes.toml"
+            out = run_dln("sweep", cfg, "--out", tmp / "s", "--set", "optimizer.steps=300",
+                          "--set", "record.every=300")
+            self.assertEqual(out.returncode, 0, out.stderr)
+            import csv
+            grid = list(csv.DictReader(open(tmp / "s" / "grid" / "runs.csv")))
+            best = list(csv.DictReader(open(tmp / "s" / "best" / "runs.csv")))
+            self.assertEqual(len(grid), 6 * 8)
+            self.assertEqual(len(best), 6)
+            for b in best:
+                group = [g for g in grid if g["model.widths"] == b["model.widths"]
+                         and g["status"] != "diverged"]
+                winner = min(group, key=lambda g: float(g["loss"]))
+                self.assertEqual(b["optimizer.lr"], winner["optimizer.lr"])
+                self.assertEqual(b["steps"], "30000")
+                _, rows = read_metrics(tmp / "s" / "best" / b["run"])
+                self.assertEqual(len(rows), 30000 // 50 + 1)
+
+    def test_select_needs_a_grid_and_its_axes(self):
+        with TempDir() as tmp:
+            cfg = write_config(tmp / "a.toml", SYNTHETIC.format(name="sel") +
+                               '[sweep]\nseed = [1, 2]\n[select]\nover = ["optimizer.lr"]\n')
+            out = run_dln("sweep", cfg, "--out", tmp / "o")
+            self.assertEqual(out.returncode, 2)
+            self.assertIn("select.over", out.stderr)
+            cfg = write_config(tmp / "b.toml", SYNTHETIC.format(name="sel") + "[select]\n")
+            out = run_dln("sweep", cfg, "--out", tmp / "o")
+            self.assertEqual(out.returncode, 2)
+            self.assertIn("needs a [sweep]", out.stderr)
+            self.assertFalse((tmp / "o").exists())
+
+
 class Reproduce(unittest.TestCase):
     def test_basu_fig1_prints_its_claims_and_draws_its_figure(self):
         self.assertIn("basu-fig1", run_dln("reproduce", "--list").stdout)

@@ -89,6 +89,16 @@ struct ConfigFile {
     std::vector<std::pair<std::string, ConfigValue>> overrides;
   };
   std::vector<Arm> arms;
+  // [select]: after the [sweep] grid, keep the best point of each group (the points that differ
+  // only in the `over` axes) by the final value of `metric`, and run it again with `then`.
+  struct Select {
+    bool enabled = false;
+    std::vector<std::string> over;
+    std::string metric = "loss";
+    std::vector<std::pair<std::string, ConfigValue>> then;
+    int line = 0;
+  };
+  Select select;
 };
 
 // Parses `path` and applies "key=value" overrides (values in TOML syntax; a bare word is a
