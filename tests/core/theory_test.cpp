@@ -102,6 +102,41 @@ TEST(Flow, LossIsNonIncreasingAndBalancednessIsConserved) {
   }
 }
 
+TEST(Flow, EndToEndOdeIsTheLimitOfTheEndToEndUpdate) {
+  // dW_e/dt = -P(W_e, grad) integrated by the solver, against the e2e update with a small rate
+  // to the same time: they differ by O(eta), so halving eta halves the gap.
+  const auto data = test::random_data(4, 2, 30, 6);
+  const Problem problem(data, LpLoss(2.0, Reduction::kMean));
+  const LinearNet deep = initialize({4, 5, 3, 2}, {.scheme = "balanced", .std = 0.5, .seed = 2});
+  LinearNet start({4, 2});
+  start.layers[0] = deep.end_to_end();
+  TrainSpec flow;
+  flow.optimizer.kind = "flow";
+  flow.optimizer.dynamics = "e2e";
+  flow.optimizer.depth = 3;
+  flow.optimizer.time = 0.5;
+  flow.dt = 0.5;
+  flow.probes = {"loss"};
+  LinearNet exact = start;
+  train(problem, exact, flow, nullptr);
+  std::vector<double> gaps;
+  for (double eta : {2e-3, 1e-3}) {
+    TrainSpec e2e;
+    e2e.optimizer.kind = "e2e";
+    e2e.optimizer.depth = 3;
+    e2e.optimizer.lr = eta;
+    e2e.optimizer.steps = std::lround(0.5 / eta);
+    e2e.probes = {"loss"};
+    LinearNet net = start;
+    train(problem, net, e2e, nullptr);
+    gaps.push_back((net.layers[0] - exact.layers[0]).norm());
+  }
+  // 1.6-2.4: first order in eta, with O(eta^2) corrections at these rates.
+  EXPECT_GT(gaps[0] / gaps[1], 1.6);
+  EXPECT_LT(gaps[0] / gaps[1], 2.4);
+  EXPECT_LT(gaps[1], 1e-2 * exact.layers[0].norm());
+}
+
 TEST(Saxe, InitIsBalancedAndAlignedWithTheModes) {
   const auto data = test::random_data(6, 3, 50, 4);
   const Problem problem(data, LpLoss(2.0, Reduction::kMean));
