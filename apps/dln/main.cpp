@@ -128,6 +128,15 @@ int reproduce(const std::string& name, std::string out_dir, bool force, int jobs
   return run_python({"dln_plot.reproduce", name, out_dir});
 }
 
+// "dln: ran 3 arms in 0.01 s, 3 completed" and where they went.
+void report(const char* what, const dln::SweepOutcome& outcome, const std::string& dir) {
+  std::string statuses;
+  for (const auto& [s, n] : outcome.statuses) statuses += fmt::format(", {} {}", n, s);
+  fmt::print("dln: {} in {:.3g} s{}\n", fmt::format(fmt::runtime(what), outcome.runs),
+             outcome.seconds, statuses);
+  fmt::print("dln: wrote {}\n", dir);
+}
+
 // Prints the checks as a table: claim, setting, measured value, threshold, verdict.
 int verify(bool quick, int only) {
   bool all = true;
@@ -217,11 +226,7 @@ int main(int argc, char** argv) {
       const auto spec = dln::resolve(config);
       const std::string dir = out_dir.empty() ? default_out(spec.name) : out_dir;
       if (!config.arms.empty()) {
-        const auto outcome = dln::run_arms(config, dir, jobs, force);
-        std::string statuses;
-        for (const auto& [s, n] : outcome.statuses) statuses += fmt::format(", {} {}", n, s);
-        fmt::print("dln: ran {} arms in {:.3g} s{}\n", outcome.runs, outcome.seconds, statuses);
-        fmt::print("dln: wrote {}\n", dir);
+        report("ran {} arms", dln::run_arms(config, dir, jobs, force), dir);
         return 0;
       }
       dln::check_output_dir(dir, force);
@@ -237,11 +242,7 @@ int main(int argc, char** argv) {
       const auto config = dln::load_config(config_path, overrides);
       const std::string name = dln::resolve(config).name;
       const std::string dir = out_dir.empty() ? default_out(name) : out_dir;
-      const auto outcome = dln::run_sweep(config, dir, jobs, force);
-      std::string statuses;
-      for (const auto& [s, n] : outcome.statuses) statuses += fmt::format(", {} {}", n, s);
-      fmt::print("dln: swept {} runs in {:.3g} s{}\n", outcome.runs, outcome.seconds, statuses);
-      fmt::print("dln: wrote {}\n", dir);
+      report("swept {} runs", dln::run_sweep(config, dir, jobs, force), dir);
       return 0;
     }
     if (*plot_cmd) return plot(plot_dir);
