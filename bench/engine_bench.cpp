@@ -26,8 +26,8 @@ std::shared_ptr<const dln::Dataset> lp4_data() {
   return data;
 }
 
-void run_steps(benchmark::State& state, const dln::Problem& problem,
-               const std::vector<int>& widths, double lr, std::vector<std::string> probes) {
+void run_steps(benchmark::State& state, const dln::Problem& problem, const std::vector<int>& widths,
+               double lr, std::vector<std::string> probes) {
   dln::LinearNet net = dln::initialize(widths, {.scheme = "glorot_normal", .seed = 1});
   dln::StepCache cache;
   cache.bind(problem, net);
@@ -41,10 +41,9 @@ void run_steps(benchmark::State& state, const dln::Problem& problem,
     benchmark::DoNotOptimize(cache.loss());
     if (!probes.empty()) probe_set.measure(info, cache, row);
   }
-  state.counters["us_per_step"] =
-      benchmark::Counter(static_cast<double>(state.iterations()),
-                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert,
-                         benchmark::Counter::kIs1000);
+  state.counters["us_per_step"] = benchmark::Counter(
+      static_cast<double>(state.iterations()),
+      benchmark::Counter::kIsRate | benchmark::Counter::kInvert, benchmark::Counter::kIs1000);
 }
 
 // W1: Basu's mixture, 10-8-6-4-3, l2 (sufficient statistics), GD.
