@@ -148,6 +148,12 @@ int mode_count(const LinearNet& net) {
   return std::min(net.input_dim(), net.output_dim());
 }
 
+// u_i^T W_e v_i for the i-th singular pair of Sigma_yx; wv is a k-vector buffer.
+double mode_strength(StepCache& c, int i, Eigen::VectorXd& wv) {
+  wv.noalias() = c.end_to_end() * c.problem().mode_v().col(i);
+  return c.problem().mode_u().col(i).dot(wv);
+}
+
 // mode.i = u_i^T W_e v_i for the singular vectors (u_i, v_i) of Sigma_yx.
 class Mode final : public Probe {
  public:
@@ -159,11 +165,7 @@ class Mode final : public Probe {
     wv_.resize(c.net().output_dim());
   }
   void measure(const StepInfo&, StepCache& c, std::span<double> out) override {
-    const Problem& p = c.problem();
-    for (int i = 0; i < modes_; ++i) {
-      wv_.noalias() = c.end_to_end() * p.mode_v().col(i);
-      out[i] = p.mode_u().col(i).dot(wv_);
-    }
+    for (int i = 0; i < modes_; ++i) out[i] = mode_strength(c, i, wv_);
   }
 
  private:
@@ -194,10 +196,7 @@ class ModeTheory final : public Probe {
   void measure(const StepInfo& info, StepCache& c, std::span<double> out) override {
     const Problem& p = c.problem();
     if (!initialised_) {
-      for (int i = 0; i < modes_; ++i) {
-        wv_.noalias() = c.end_to_end() * p.mode_v().col(i);
-        u0_[i] = u_[i] = p.mode_u().col(i).dot(wv_);
-      }
+      for (int i = 0; i < modes_; ++i) u0_[i] = u_[i] = mode_strength(c, i, wv_);
       initialised_ = true;
       t_ = info.t;
     }
