@@ -34,7 +34,7 @@ void run_steps(benchmark::State& state, const dln::Problem& problem, const std::
   dln::ProbeSet probe_set(probes, cache);
   std::vector<double> row(probe_set.columns().size());
   auto gd = dln::make_optimizer({.kind = "gd", .lr = lr});
-  gd->reset(net);
+  gd->reset(net, problem);
   dln::StepInfo info;
   for (auto _ : state) {
     gd->step(cache, net, lr);

@@ -103,20 +103,32 @@ double StepCache::loss() {
     loss_ =
         0.5 * problem_->stats_scale() * deviation_factor_.squaredNorm() + problem_->loss_floor();
   } else {
-    residual_.noalias() = end_to_end() * problem_->data().X;
-    residual_ -= problem_->data().Y;
-    loss_ = problem_->loss().value_and_gradient(residual_, dloss_);
+    compute_residual();
   }
   valid_ |= kLoss;
   return loss_;
 }
 
+void StepCache::compute_residual() {
+  if (has(kResidual)) return;
+  residual_.noalias() = end_to_end() * problem_->data().X;
+  residual_ -= problem_->data().Y;
+  loss_ = problem_->loss().value_and_gradient(residual_, dloss_);
+  valid_ |= kResidual | kLoss;
+}
+
+const Eigen::MatrixXd& StepCache::residual() {
+  if (problem_->uses_stats()) throw std::logic_error("StepCache::residual: stats path");
+  compute_residual();
+  return residual_;
+}
+
 const Eigen::MatrixXd& StepCache::e2e_gradient() {
   if (has(kE2eGrad)) return e2e_grad_;
-  loss();
   if (problem_->uses_stats()) {
-    e2e_grad_.noalias() = problem_->stats_scale() * deviation_ * problem_->sigma_xx();
+    e2e_grad_.noalias() = problem_->stats_scale() * deviation_from_optimum() * problem_->sigma_xx();
   } else {
+    compute_residual();
     e2e_grad_.noalias() = dloss_ * problem_->data().X.transpose();
   }
   valid_ |= kE2eGrad;
@@ -125,26 +137,30 @@ const Eigen::MatrixXd& StepCache::e2e_gradient() {
 
 const std::vector<Eigen::MatrixXd>& StepCache::layer_gradients() {
   if (has(kLayerGrads)) return layer_grads_;
-  const Eigen::MatrixXd& G = e2e_gradient();
-  const int L = net_->depth();
-  for (int l = 1; l <= L; ++l) {
-    Eigen::MatrixXd& out = layer_grads_[l - 1];
-    if (L == 1) {
-      out = G;
-    } else if (l == L) {
-      out.noalias() = G * prefix(l - 1).transpose();
-    } else if (l == 1) {
-      out.noalias() = suffix(l).transpose() * G;
-    } else if (suffix_first_[l - 1]) {
-      grad_tmp_[l - 1].noalias() = suffix(l).transpose() * G;
-      out.noalias() = grad_tmp_[l - 1] * prefix(l - 1).transpose();
-    } else {
-      grad_tmp_[l - 1].noalias() = G * prefix(l - 1).transpose();
-      out.noalias() = suffix(l).transpose() * grad_tmp_[l - 1];
-    }
-  }
+  for (int l = 1; l <= net_->depth(); ++l) layer_gradient(l);
   valid_ |= kLayerGrads;
   return layer_grads_;
+}
+
+const Eigen::MatrixXd& StepCache::layer_gradient(int l) {
+  if (has(kLayerGrads)) return layer_grads_[l - 1];
+  const Eigen::MatrixXd& G = e2e_gradient();
+  const int L = net_->depth();
+  Eigen::MatrixXd& out = layer_grads_[l - 1];
+  if (L == 1) {
+    out = G;
+  } else if (l == L) {
+    out.noalias() = G * prefix(l - 1).transpose();
+  } else if (l == 1) {
+    out.noalias() = suffix(l).transpose() * G;
+  } else if (suffix_first_[l - 1]) {
+    grad_tmp_[l - 1].noalias() = suffix(l).transpose() * G;
+    out.noalias() = grad_tmp_[l - 1] * prefix(l - 1).transpose();
+  } else {
+    grad_tmp_[l - 1].noalias() = G * prefix(l - 1).transpose();
+    out.noalias() = suffix(l).transpose() * grad_tmp_[l - 1];
+  }
+  return out;
 }
 
 double StepCache::spectral_norm(const Eigen::MatrixXd& w, Eigen::MatrixXd& gram,

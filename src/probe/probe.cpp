@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 
+#include "dln/probe/kernel.hpp"
 #include "dln/probe/theory.hpp"
 
 namespace dln {
@@ -171,6 +172,21 @@ const Registry& probe_registry() {
        "M = (2 kappa_1 + 1) ||Sigma_yx||_F",
        {"record.basu_kappa1", "record.basu_kappa2"}},
       {"mode", "mode.i = u_i^T W_e v_i for the i-th singular pair of Sigma_yx", {}},
+      {"yhat_dot_err", "<Y^, E> = sum_i y^_i (y_i - y^_i), the alignment of output and error", {}},
+      {"err_eig",
+       "err_eig.i = <u_i, E>, the error along the i-th eigenvector of X^T X (largest first; "
+       "scalar output)",
+       {"record.eigs"}},
+      {"kernel_rho",
+       "kernel_rho.l = max over nonzero eigenvalues of |1 - eta_l c K^(l)|, the effective "
+       "spectral radius of layer l's step (eta_l: AGD's adaptive rates under agd)",
+       {}},
+      {"kernel_eig",
+       "kernel_eig.l.i = the i-th smallest eigenvalue of I - eta_l c K^(l) (scalar output, n <= "
+       "64)",
+       {}},
+      {"theta_e", "theta_e.i = (W_e)_{1i}, the effective vector of a scalar-output net", {}},
+      {"test_loss", "the loss of W_e on the held-out split", {}},
       {"mode_theory",
        "mode_theory.i: Saxe's prediction of mode.i (closed form for 2 layers, the scalar mode ODE "
        "otherwise; l2, whitened inputs)",
@@ -193,6 +209,7 @@ std::unique_ptr<Probe> make_probe(const std::string& name, const ProbeOptions& o
   if (name == "time") return std::make_unique<Time>();
   if (name == "t") return std::make_unique<ContinuousTime>();
   if (auto p = make_theory_probe(name)) return p;
+  if (auto p = make_kernel_probe(name, options)) return p;
   throw std::invalid_argument("unknown probe '" + name + "'");
 }
 
@@ -203,6 +220,16 @@ std::string probe_unavailable(const std::string& name, const Problem& problem,
            "equation; it needs optimizer.kind gd, momentum or nesterov";
   if ((name == "dist_opt" || name == "mode_theory") && !problem.has_optimum())
     return "probe '" + name + "' needs the l2 loss (p = 2)";
+  if (name == "test_loss" && !problem.data().has_test())
+    return "probe 'test_loss' needs a held-out split (data.test_fraction for mnist_json, "
+           "data.test_path for idx)";
+  if ((name == "theta_e" || name == "err_eig" || name == "kernel_eig") && problem.targets() != 1)
+    return "probe '" + name + "' is for scalar outputs (k = 1)";
+  if (name == "kernel_eig" && problem.samples() > kKernelEigMaxSamples)
+    return "probe 'kernel_eig' lists the whole n x n spectrum: it needs n <= " +
+           std::to_string(kKernelEigMaxSamples) + " samples (kernel_rho works at any n)";
+  if ((name == "kernel_rho" || name == "kernel_eig") && (end_to_end || optimizer_kind == "flow"))
+    return "probe '" + name + "' needs the layers' step sizes: a discrete optimiser on the layers";
   return {};
 }
 
@@ -210,10 +237,10 @@ ProbeSet::ProbeSet(const std::vector<std::string>& names, const StepCache& cache
                    const ProbeOptions& options) {
   for (const auto& name : names) {
     probes_.push_back(make_probe(name, options));
+    probes_.back()->bind(cache);
     const std::size_t before = columns_.size();
     probes_.back()->columns(cache.net(), columns_);
     widths_.push_back(columns_.size() - before);
-    probes_.back()->bind(cache);
   }
 }
 

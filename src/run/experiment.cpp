@@ -11,12 +11,14 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "dln/data/idx_images.hpp"
 #include "dln/data/mnist_json.hpp"
 #include "dln/data/synthetic.hpp"
 #include "dln/io/csv.hpp"
 #include "dln/io/libsvm.hpp"
 #include "dln/io/npy.hpp"
 #include "dln/io/npz.hpp"
+#include "dln/optim/agd.hpp"
 #include "dln/optim/optimizer.hpp"
 #include "dln/probe/probe.hpp"
 #include "dln/run/csv_recorder.hpp"
@@ -105,6 +107,20 @@ std::shared_ptr<const Dataset> load_data(const RunSpec& spec) {
     g.scale_max = d.scale_max;
     g.seed = d.seed;
     *data = gaussian_mixture(g);
+  } else if (d.source == "toy.agd" || d.source == "toy.agd_unstable") {
+    *data = toy_diagonal(d.lambdas, d.y_values);
+  } else if (d.source == "toy.scalar") {
+    *data = toy_scalar(d.y_star);
+  } else if (d.source == "idx") {
+    IdxImagesSpec m;
+    m.images = d.path;
+    m.labels = d.label_path;
+    m.test_images = d.test_path;
+    m.test_labels = d.test_label_path;
+    m.classes = d.classes;
+    m.label_mode = d.labels;
+    m.per_class = d.per_class;
+    *data = at_key(spec, "data.path", [&] { return load_idx_images(m); });
   } else if (d.source == "npy") {
     const auto x = at_key(spec, "data.x", [&] { return io::read_npy(d.x); });
     const auto y = at_key(spec, "data.y", [&] { return io::read_npy(d.y); });
@@ -195,6 +211,10 @@ std::shared_ptr<const Dataset> load_data(const RunSpec& spec) {
     throw spec.error_at(origin, "the data set is empty");
   if (!data->X.allFinite() || !data->Y.allFinite())
     throw spec.error_at(origin, "the data contain NaN or infinite values");
+  if (data->has_test() &&
+      (data->test_X.rows() != data->dim() || data->test_Y.rows() != data->targets() ||
+       data->test_X.cols() != data->test_Y.cols()))
+    throw spec.error_at(origin, "the held-out split does not match the shape of the training data");
   if (d.standardize) standardize(*data);
   if (d.whiten && !whiten(*data))
     throw spec.error_at("data.whiten", "cannot whiten: Sigma_xx = X X^T / n is singular");
@@ -225,6 +245,9 @@ PreparedRun prepare(const RunSpec& spec, ProblemCache* cache) {
     throw spec.error_at("model.widths",
                         fmt::format("last width {} differs from the target dimension k = {}",
                                     spec.widths.back(), p.targets()));
+  if (spec.train.optimizer.kind == "agd")
+    if (auto why = agd_unavailable(spec.widths, p); !why.empty())
+      throw spec.error_at("optimizer.kind", why);
   for (const auto& name : spec.train.probes)
     if (auto why = probe_unavailable(name, p, spec.train.optimizer.kind,
                                      trains_end_to_end(spec.train.optimizer));

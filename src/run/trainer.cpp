@@ -24,9 +24,11 @@ RunResult train(const Problem& problem, LinearNet& net, const TrainSpec& spec, R
   StepCache cache;
   cache.bind(problem, net);
   if (trains_end_to_end(spec.optimizer)) cache.set_model_depth(spec.optimizer.depth);
-  ProbeSet probes(spec.probes, cache, spec.probe_options);
+  ProbeOptions probe_options = spec.probe_options;
+  probe_options.optimizer = spec.optimizer.kind;
+  ProbeSet probes(spec.probes, cache, probe_options);
   auto optimizer = make_optimizer(spec.optimizer);
-  optimizer->reset(net);
+  optimizer->reset(net, problem);
 
   RunResult result;
   result.columns = probes.columns();

@@ -29,8 +29,24 @@ TEST(Init, EverySchemeIsSeededAndShaped) {
       EXPECT_EQ(a.layers[l], b.layers[l]) << entry.name << ": same seed, same weights";
       differs |= a.layers[l] != c.layers[l];
     }
-    EXPECT_TRUE(differs) << entry.name;  // identity has noise here
+    // Deterministic schemes ignore the seed; identity has noise here.
+    const bool seeded = entry.name != "constant" && entry.name != "agd";
+    EXPECT_EQ(differs, seeded) << entry.name;
   }
+}
+
+TEST(Init, ConstantAndAgdSchemes) {
+  const LinearNet agd = initialize({3, 1, 1, 1}, {.scheme = "agd"});
+  EXPECT_TRUE(agd.layers[0].isZero(0.0));
+  for (int l = 1; l < 3; ++l) EXPECT_EQ(agd.layers[l](0, 0), 1.0);
+  InitSpec spec{.scheme = "constant"};
+  spec.values = {1.0, -1.0};
+  const LinearNet c = initialize({1, 1, 1}, spec);
+  EXPECT_EQ(c.layers[0](0, 0), 1.0);
+  EXPECT_EQ(c.layers[1](0, 0), -1.0);
+  spec.values = {0.25};
+  const LinearNet e = initialize({2, 3, 1}, spec);
+  EXPECT_TRUE((e.layers[0].array() == 0.25).all() && (e.layers[1].array() == 0.25).all());
 }
 
 TEST(Init, BalancedSatisfiesInvariantToMachinePrecision) {

@@ -55,18 +55,22 @@ class CountingRecorder final : public Recorder {
 };
 
 long allocations_in_training(const Problem& problem, const std::vector<int>& widths,
-                             const std::string& optimizer, const std::string& only_probe = "") {
-  LinearNet net = initialize(widths, {.scheme = "glorot_normal", .seed = 1});
+                             const std::string& optimizer, const std::string& only_probe = "",
+                             bool round_robin = false) {
+  LinearNet net =
+      initialize(widths, {.scheme = optimizer == "agd" ? "agd" : "glorot_normal", .seed = 1});
   TrainSpec spec;
   spec.optimizer.kind = optimizer;
   spec.optimizer.lr = 1e-4;
   spec.optimizer.steps = 30;
   spec.optimizer.depth = 3;
+  spec.optimizer.round_robin = round_robin;
   spec.optimizer.time = 0.3;
   spec.dt = 0.03;
   spec.every = 3;
   for (const auto& e : probe_registry())
-    if (probe_unavailable(e.name, problem).empty() && (only_probe.empty() || e.name == only_probe))
+    if (probe_unavailable(e.name, problem, optimizer).empty() &&
+        (only_probe.empty() || e.name == only_probe))
       spec.probes.push_back(e.name);
   const auto path = std::filesystem::temp_directory_path() / "dln_no_alloc_metrics.csv";
   CsvRecorder csv(path.string());
@@ -96,10 +100,30 @@ TEST(NoAllocation, StepLoopWithEveryProbeAndOptimizerDoesNotAllocate) {
   const Problem stats(small, LpLoss(2.0, Reduction::kMean), GradientPath::kStats);
   const Problem data(small, LpLoss(2.0, Reduction::kMean), GradientPath::kData);
   const Problem lp4(large, LpLoss(4.0, Reduction::kMean), GradientPath::kData);
-  for (const auto& probe : probe_registry())
+  for (const auto& probe : probe_registry()) {
     EXPECT_EQ(allocations_in_training(stats, {10, 8, 6, 4, 3}, "gd", probe.name), 0) << probe.name;
+    if (probe_unavailable(probe.name, lp4).empty()) {
+      EXPECT_EQ(allocations_in_training(lp4, {128, 100, 100, 1}, "gd", probe.name), 0)
+          << probe.name << " lp4";
+    }
+  }
   EXPECT_EQ(allocations_in_training(stats, {10, 3}, "e2e"), 0) << "e2e";
   EXPECT_EQ(allocations_in_training(stats, {10, 8, 6, 4, 3}, "flow"), 0) << "flow";
+  // Scalar output, a few samples and a held-out split: the kernel probes and AGD.
+  auto scalar = std::make_shared<Dataset>(*test::random_data(6, 1, 40, 3));
+  scalar->test_X = test::random_data(6, 1, 10, 4)->X;
+  scalar->test_Y = test::random_data(6, 1, 10, 5)->Y;
+  for (auto path : {GradientPath::kStats, GradientPath::kData}) {
+    const Problem p(scalar, LpLoss(2.0, Reduction::kMean), path);
+    for (const char* probe :
+         {"yhat_dot_err", "err_eig", "kernel_rho", "kernel_eig", "theta_e", "test_loss"}) {
+      const char* where = path == GradientPath::kStats ? " stats" : " data";
+      EXPECT_EQ(allocations_in_training(p, {6, 4, 3, 1}, "gd", probe), 0) << probe << where;
+      EXPECT_EQ(allocations_in_training(p, {6, 1, 1, 1}, "agd", probe), 0)
+          << probe << " agd" << where;
+    }
+    EXPECT_EQ(allocations_in_training(p, {6, 4, 3, 1}, "gd", "loss", true), 0) << "round robin";
+  }
   for (const char* opt : {"gd", "momentum", "nesterov"}) {
     EXPECT_EQ(allocations_in_training(stats, {10, 8, 6, 4, 3}, opt), 0) << opt << " stats";
     EXPECT_EQ(allocations_in_training(data, {10, 8, 6, 4, 3}, opt), 0) << opt << " data";

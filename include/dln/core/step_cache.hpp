@@ -32,10 +32,20 @@ class StepCache {
   // S_l = W_L ... W_{l+1} for l = 0..L-1 (S_0 = W_e; S_L = I is not stored).
   const Eigen::MatrixXd& suffix(int l);
   double loss();
+  // An optimiser that already knows the loss at the new weights (AGD) hands it over, so that
+  // it is not computed again; the residual buffers stay stale until needed.
+  void set_loss(double loss) {
+    loss_ = loss;
+    valid_ |= kLoss;
+  }
+  // Y_hat - Y (k x n); data path only.
+  const Eigen::MatrixXd& residual();
   // dL/dW_e (k x d).
   const Eigen::MatrixXd& e2e_gradient();
   // dL/dW_l = S_l^T (dL/dW_e) P_{l-1}^T, l = 1..L (index l - 1).
   const std::vector<Eigen::MatrixXd>& layer_gradients();
+  // dL/dW_l alone (l = 1..L), for optimisers that update one layer at a time.
+  const Eigen::MatrixXd& layer_gradient(int l);
   // W_e - W_* (l2 only).
   const Eigen::MatrixXd& deviation_from_optimum();
   // ||W_l||_2 for l = 1..L (index l - 1), and ||W_e||_2.
@@ -52,7 +62,9 @@ class StepCache {
     kDeviation = 1u << 5,
     kSpectral = 1u << 6,
     kE2eSpectral = 1u << 7,
+    kResidual = 1u << 8,  // data path: residual_ and dloss_
   };
+  void compute_residual();
   bool has(Part p) const { return (valid_ & p) != 0; }
   double spectral_norm(const Eigen::MatrixXd& w, Eigen::MatrixXd& gram,
                        Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd>& solver);

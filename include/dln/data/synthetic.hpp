@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "dln/data/dataset.hpp"
 
@@ -25,5 +26,13 @@ struct GaussianMixtureSpec {
 };
 
 Dataset gaussian_mixture(const GaussianMixtureSpec& spec);
+
+// The AGD paper's toy sets (Sections 4.2-4.4): m samples in m dimensions, x_i = sqrt(m
+// lambda_i) e_i, so that (1/n) X^T X = diag(lambda), with targets y_i. lambda = (1, 0.01) is
+// toy.agd, (1, 4e-4) toy.agd_unstable.
+Dataset toy_diagonal(const std::vector<double>& lambdas, const std::vector<double>& targets);
+
+// One sample x = 1 with target y* (Sections 3.1-3.2: Shamir's plateau, Saxe's sigmoid).
+Dataset toy_scalar(double y_star);
 
 }  // namespace dln

@@ -18,6 +18,7 @@ struct InitSpec {
   std::vector<std::string> paths = {};   // npy: one (out, in) file per layer
   double strength = 1e-3;                // saxe: initial end-to-end strength of every mode
   std::vector<double> layer_gains = {};  // saxe: per-layer factors on the singular values
+  std::vector<double> values = {1.0};    // constant: every entry of W_l (one value, or one per l)
   std::uint64_t seed = 1;
 };
 

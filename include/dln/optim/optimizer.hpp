@@ -18,6 +18,7 @@ struct OptimizerSpec {
   double lr = 0.01;
   long steps = 1000;
   double momentum = 0.9;            // momentum, nesterov
+  bool round_robin = false;         // gd: one layer at a time, each with a fresh gradient
   int depth = 1;                    // e2e, flow with dynamics e2e: the depth N of the update
   std::string dynamics = "layers";  // flow: "layers" (every W_l) or "e2e" (the end-to-end ODE)
   double time = 1.0;                // flow: end time T of the integration
@@ -29,8 +30,8 @@ struct OptimizerSpec {
 class Optimizer {
  public:
   virtual ~Optimizer() = default;
-  // Sizes the state for this net and zeroes it.
-  virtual void reset(const LinearNet& net) = 0;
+  // Sizes the state for this net and problem and zeroes it.
+  virtual void reset(const LinearNet& net, const Problem& problem) = 0;
   // One update of every layer at learning rate lr, from the gradients in the cache (taken at
   // the current weights); leaves the cache invalidated. A continuous-time optimiser (flow)
   // integrates over a time interval of length lr instead.

@@ -24,9 +24,9 @@ struct StepInfo {
 class Probe {
  public:
   virtual ~Probe() = default;
-  // Column names for this net, appended to `out`.
+  // Column names for this net (and, after bind, this problem), appended to `out`.
   virtual void columns(const LinearNet& net, std::vector<std::string>& out) const = 0;
-  // Sizes any buffers; called once before the first measure().
+  // Sizes any buffers; called once, before columns() and the first measure().
   virtual void bind(const StepCache&) {}
   // Writes exactly as many values as columns() named.
   virtual void measure(const StepInfo& info, StepCache& cache, std::span<double> out) = 0;
@@ -36,13 +36,16 @@ class Probe {
 struct ProbeOptions {
   double basu_kappa1 = 1.0;  // basu_bound: Basu et al.'s kappa_1 and kappa_2 (Theorem 3)
   double basu_kappa2 = 0.0;
+  int eigs = 2;                  // err_eig: leading eigen-directions of X^T X
+  std::string optimizer = "gd";  // the optimiser's kind: kernel probes use its layer rates
 };
 
 const Registry& probe_registry();
 // Throws std::invalid_argument for an unknown name.
 std::unique_ptr<Probe> make_probe(const std::string& name, const ProbeOptions& options = {});
 // Why a probe cannot run on this problem with this optimiser (empty if it can): dist_opt and
-// mode_theory need the l2 loss, e2e_dev a discrete optimiser on the layers.
+// mode_theory need the l2 loss, e2e_dev a discrete optimiser on the layers, test_loss a
+// held-out split, and so on.
 std::string probe_unavailable(const std::string& name, const Problem& problem,
                               const std::string& optimizer_kind = "gd", bool end_to_end = false);
 

@@ -49,7 +49,10 @@ struct DataSpec {
   std::vector<std::string> target_columns, feature_columns;
   char delimiter = ',';  // '\0': runs of whitespace
   bool header = true;
-  std::vector<int> classes;  // mnist_json
+  std::vector<double> lambdas, y_values;               // toy.agd, toy.agd_unstable
+  double y_star = 1.0;                                 // toy.scalar
+  std::string label_path, test_path, test_label_path;  // idx
+  std::vector<int> classes;                            // mnist_json, idx
   std::string labels = "onehot";
   int per_class = 0;
   double test_fraction = 0.0;

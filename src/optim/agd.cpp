@@ -1,0 +1,97 @@
+#include "dln/optim/agd.hpp"
+
+#include <stdexcept>
+
+namespace dln {
+
+std::string agd_unavailable(const std::vector<int>& widths, const Problem& problem) {
+  for (std::size_t i = 1; i < widths.size(); ++i)
+    if (widths[i] != 1)
+      return "agd trains a scalar-output chain of width 1: model.widths = [d, 1, ..., 1]";
+  if (!problem.loss().is_l2() || problem.loss().reduction() != Reduction::kMean)
+    return "agd needs the loss (1/n) sum 1/2 (y^ - y)^2: loss.p = 2 with loss.reduction = "
+           "\"mean\"";
+  return {};
+}
+
+void AlignedGd::reset(const LinearNet& net, const Problem& problem) {
+  for (int l = 1; l < net.depth(); ++l)
+    if (net.layers[l].size() != 1)
+      throw std::invalid_argument("agd: layers 2 .. L must be scalars");
+  if (net.output_dim() != 1) throw std::invalid_argument("agd: the output must be scalar");
+  const Eigen::Index d = problem.dim(), n = problem.samples();
+  z_.resize(problem.uses_stats() ? d : n);
+  grad_.resize(d);
+  resid_.resize(n);
+  carried_ = false;
+}
+
+void AlignedGd::step(StepCache& cache, LinearNet& net, double lr) {
+  const Problem& p = cache.problem();
+  const bool stats = p.uses_stats();
+  const Dataset& data = p.data();
+  const int L = net.depth();
+  const double n = static_cast<double>(p.samples());
+  const double c = p.loss().scale(p.samples());
+  Eigen::MatrixXd& w = net.layers[0];
+  // w as a contiguous row, so that the products below are plain GEMVs without temporaries.
+  Eigen::Map<Eigen::RowVectorXd> wv(w.data(), w.cols());
+  double a = 1.0;
+  for (int l = 1; l < L; ++l) a *= net.layers[l](0, 0);
+
+  // z = W_e M at Theta_t, carried over from the previous step.
+  if (!carried_) {
+    if (stats) {
+      z_.noalias() = wv * p.sigma_xx();
+    } else {
+      z_.noalias() = wv * data.X;
+    }
+    z_ *= a;
+    carried_ = true;
+  }
+  // Layer 1 with rate eta / a^2: dL/dw = a dL/dW_e.
+  if (stats) {
+    grad_ = z_ - p.sigma_yx();
+    grad_ *= c * n;  // dL/dW_e = c n (W_e Sigma_xx - Sigma_yx)
+  } else {
+    resid_ = z_ - data.Y;
+    grad_.noalias() = c * resid_ * data.X.transpose();
+  }
+  wv -= (lr / a) * grad_;
+
+  // Y^ at Theta_{t + 1/L}: q = |Y^|^2, r = <Y^, Y>.
+  double q = 0.0, r = 0.0;
+  if (stats) {
+    z_.noalias() = wv * p.sigma_xx();
+    z_ *= a;
+    q = n * a * z_.dot(wv);
+    r = n * a * p.sigma_yx().row(0).dot(wv);
+  } else {
+    z_.noalias() = wv * data.X;
+    z_ *= a;
+    q = z_.squaredNorm();
+    r = z_.dot(data.Y.row(0));
+  }
+  if (on_substep) on_substep(1, net);
+
+  // Layers 2 .. L: theta <- theta - theta^2/2 * c (q - r) / theta = theta (1 + c (r - q) / 2);
+  // Y^ scales by the same factor f.
+  double scale = 1.0;
+  for (int l = 2; l <= L; ++l) {
+    const double f = 1.0 + 0.5 * c * (r - q);
+    net.layers[l - 1](0, 0) *= f;
+    scale *= f;
+    q *= f * f;
+    r *= f;
+    if (on_substep) on_substep(l, net);
+  }
+  z_ *= scale;
+  cache.invalidate();
+  // Data path: the loss at Theta_{t+1} from the carried predictions, without a pass over X.
+  if (!stats) {
+    resid_ = z_ - data.Y;
+    cache.set_loss(0.5 * c * resid_.squaredNorm());
+  }
+}
+
+}  // namespace dln
