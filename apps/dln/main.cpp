@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <thread>
 
@@ -93,6 +94,47 @@ int plot(const std::string& dir) {
   return run_python({"dln_plot", dir});
 }
 
+// One line of runs.csv split into fields (fields may be quoted, with "" for a quote).
+std::vector<std::string> csv_fields(const std::string& line) {
+  std::vector<std::string> out(1);
+  bool quoted = false;
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quoted && c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+      out.back() += '"';
+      ++i;
+    } else if (c == '"') {
+      quoted = !quoted;
+    } else if (c == ',' && !quoted) {
+      out.emplace_back();
+    } else {
+      out.back() += c;
+    }
+  }
+  return out;
+}
+
+// The values the [select] of an earlier config chose (its single best point, DIR/best/runs.csv)
+// for the axes it searched, as "key=value" overrides.
+std::vector<std::string> selected_values(const dln::ConfigFile& earlier, const std::string& dir) {
+  const fs::path table = fs::path(dir) / "best" / "runs.csv";
+  std::ifstream in(table);
+  std::string header, row, extra;
+  if (!std::getline(in, header) || !std::getline(in, row))
+    throw dln::InputError(table.string(), 0, "", "holds no selected run");
+  if (std::getline(in, extra) && !extra.empty())
+    throw dln::InputError(table.string(), 0, "", "holds more than one selected run");
+  const auto names = csv_fields(header), values = csv_fields(row);
+  std::vector<std::string> out;
+  for (const auto& key : earlier.select.over) {
+    const auto at = std::find(names.begin(), names.end(), key);
+    if (at == names.end() || static_cast<std::size_t>(at - names.begin()) >= values.size())
+      throw dln::InputError(table.string(), 0, key, "has no column for this key");
+    out.push_back(key + "=" + values[static_cast<std::size_t>(at - names.begin())]);
+  }
+  return out;
+}
+
 // Runs every config of a reproduction into DIR/<config name>, then its figures and claims.
 int reproduce(const std::string& name, std::string out_dir, bool force, int jobs) {
   const auto& list = dln::reproductions();
@@ -112,8 +154,20 @@ int reproduce(const std::string& name, std::string out_dir, bool force, int jobs
     configs.emplace_back(fs::path(c).stem().string(), dln::load_config((experiments / c).string()));
   if (force && fs::exists(out_dir)) fs::remove_all(out_dir);
   fs::create_directories(out_dir);
-  for (const auto& [stem, config] : configs) {
+  for (std::size_t i = 0; i < configs.size(); ++i) {
+    const std::string& stem = configs[i].first;
+    dln::ConfigFile config = configs[i].second;
     const std::string dir = (fs::path(out_dir) / stem).string();
+    for (const auto& [target, source] : it->best_from) {
+      if (target != it->configs[i]) continue;
+      const auto from = std::find(it->configs.begin(), it->configs.end(), source);
+      const auto k = static_cast<std::size_t>(from - it->configs.begin());
+      const auto overrides =
+          selected_values(configs[k].second, (fs::path(out_dir) / configs[k].first).string());
+      for (const auto& o : overrides)
+        fmt::print("dln: {}: {} (selected in {})\n", stem, o, configs[k].first);
+      config = dln::load_config((experiments / target).string(), overrides);
+    }
     if (!config.arms.empty()) {
       dln::run_arms(config, dir, jobs, true);
     } else if (!config.sweep.empty()) {

@@ -182,7 +182,238 @@ def steinitz_fig1(root):
     print(f"dln: {sum(held)} of {len(held)} claims hold")
 
 
-REPRODUCTIONS = {"basu-fig1": basu_fig1, "steinitz-fig1": steinitz_fig1}
+# The AGD paper ("Faster Gradient Descent in Deep Linear Networks: the Advantage of Depth").
+
+def _loss(root, *parts):
+    return read_metrics(os.path.join(root, *parts, "metrics.csv"))
+
+
+def _first_below(values, level):
+    """First recorded index at which values < level, or None."""
+    hit = np.nonzero(values < level)[0]
+    return int(hit[0]) if len(hit) else None
+
+
+def _steps(values, levels=(1e-2, 1e-4, 1e-8)):
+    return ", ".join(f"{lv:g}: {_first_below(values, lv)}" for lv in levels)
+
+
+def _below_after(a, b, skip=3):
+    """Indices >= skip at which a is not below b (loss at 0 counts as equal, not below)."""
+    n = min(len(a), len(b))
+    return [i for i in range(skip, n) if not (a[i] < b[i] or (a[i] == 0 and b[i] == 0))]
+
+
+def agd_fig1(root):
+    held = []
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4.2))
+    # (a) The pitfalls against AGD on x = 1, y = 1.
+    ax = axes[0]
+    runs = {a: _loss(root, "pitfalls", a) for a in ("plateau", "sigmoid", "agd_L2", "agd_L4")}
+    styles = {"plateau": "b:", "sigmoid": "r:", "agd_L2": "k-", "agd_L4": "g-"}
+    for a, c in runs.items():
+        ax.plot(c["step"], c["loss"], styles[a], label=a.replace("_", " "))
+    ax.set(yscale="log", xlabel="iteration", ylabel="loss", title="pitfalls vs AGD (η = 0.1)")
+    ax.legend(fontsize="small")
+    plateau = runs["plateau"]["loss"]
+    held.append(_claim(f"plateau (Shamir): from (1, -1) GD stays on the plateau L = 1/2: min loss "
+                       f"over {len(plateau) - 1} steps {plateau.min():.6f} >= 0.5 - 1e-9",
+                       plateau.min() >= 0.5 - 1e-9))
+    sig = runs["sigmoid"]["loss"]
+    t10, t90 = _first_below(sig, 0.9 * sig[0]), _first_below(sig, 0.1 * sig[0])
+    agd_fast = max(_first_below(runs[a]["loss"], 1e-6 * runs[a]["loss"][0]) or 10**9
+                   for a in ("agd_L2", "agd_L4"))
+    held.append(_claim(f"sigmoid (Saxe): depth 4 from epsilon = 0.3 at eta'/L learns almost "
+                       f"nothing, then fast: 10% of the loss gone at step {t10}, 90% at {t90}; "
+                       f"AGD (depth 2 and 4) is down by 1e6 by step {agd_fast}",
+                       t10 is not None and t90 is not None and agd_fast < t10))
+    # (b) Instance-wise speed-up: GD shallow vs AGD depth 2 at three rates.
+    ax = axes[1]
+    for eta, colour in (("eta_star", "C0"), ("eta_0.1", "C1"), ("eta_0.001", "C2")):
+        gd, agd = _loss(root, "instance", "gd_" + eta), _loss(root, "instance", "agd_" + eta)
+        label = eta.replace("eta_", "η = ").replace("star", "η*")
+        ax.plot(gd["step"], gd["loss"], ":", color=colour, label=f"GD, {label}")
+        ax.plot(agd["step"], agd["loss"], "-", color=colour, label=f"AGD, {label}")
+        bad = _below_after(agd["loss"], gd["loss"])
+        held.append(_claim(f"instance-wise speed-up at {label}: AGD (depth 2) below shallow GD at "
+                           f"every recorded step after the first 3 ({len(bad)} exceptions of "
+                           f"{len(gd['loss']) - 3}); final {agd['loss'][-1]:.3g} vs "
+                           f"{gd['loss'][-1]:.3g}", not bad))
+    ax.set(yscale="log", xscale="symlog", xlabel="iteration", title="instance-wise speed-up")
+    ax.legend(fontsize="x-small")
+    # (c) Depth 2, 4, 8 at eta = 0.1.
+    ax = axes[2]
+    reach = {}
+    for a in ("gd_L1", "agd_L2", "agd_L4", "agd_L8"):
+        c = _loss(root, "depth", a)
+        ax.plot(c["step"], c["loss"], ":" if a.startswith("gd") else "-", label=a.replace("_", " "))
+        reach[a] = _first_below(c["loss"], 1e-4)
+    ax.set(yscale="log", xlabel="iteration", title="effect of depth (η = 0.1)")
+    ax.legend(fontsize="small")
+    gd1 = _loss(root, "depth", "gd_L1")["loss"]
+    faster = all(not _below_after(_loss(root, "depth", a)["loss"], gd1)
+                 for a in ("agd_L2", "agd_L4", "agd_L8"))
+    held.append(_claim("depth: AGD at depth 2, 4, 8 below shallow GD at every recorded step after "
+                       "the first 3; steps to loss 1e-4: "
+                       + ", ".join(f"{a} {reach[a]}" for a in reach), faster))
+    r2, r4, r8 = reach["agd_L2"], reach["agd_L4"], reach["agd_L8"]
+    held.append(_claim(f"the advantage of depth diminishes: gain from 2 to 4 layers {r2 - r4} "
+                       f"steps, from 4 to 8 layers {r4 - r8} steps",
+                       None not in (r2, r4, r8) and r2 - r4 > r4 - r8 >= 0))
+    # (d) Two-layer GD from standard inits at tuned rates vs AGD at eta*.
+    ax = axes[3]
+    agd_star = _loss(root, "instance", "agd_eta_star")["loss"]
+    ax.plot(np.arange(len(agd_star)), agd_star, "k-", label="AGD, η*")
+    worse = []
+    for r in _runs_csv(os.path.join(root, "inits", "best", "runs.csv")):
+        c = _loss(root, "inits", "best", r["run"])
+        ax.plot(c["step"], c["loss"], ":", label=f"GD {r['init.scheme']}, η = {float(r['optimizer.lr']):g}")
+        t_gd, t_agd = _first_below(c["loss"], 1e-8), _first_below(agd_star, 1e-8)
+        worse.append(f"{r['init.scheme']} (η = {float(r['optimizer.lr']):g}) reaches 1e-8 at "
+                     f"step {t_gd}")
+        held.append(_claim(f"AGD at η* reaches loss 1e-8 at step {t_agd}, before two-layer GD from "
+                           f"{r['init.scheme']} at its tuned rate {float(r['optimizer.lr']):g} "
+                           f"(step {t_gd})", t_agd is not None and (t_gd is None or t_agd < t_gd)))
+    ax.set(yscale="log", xscale="symlog", xlabel="iteration", title="standard inits, tuned rates")
+    ax.legend(fontsize="x-small")
+    fig.tight_layout()
+    _save(fig, root, "agd_fig1")
+    print(f"dln: {sum(held)} of {len(held)} claims hold")
+
+
+def _bend(c, target):
+    """How far the path of theta_e bows out in the second phase: after the error along the first
+    eigenvector has fallen 100x, the largest departure of Theta(1) from theta*(1), relative to
+    theta*(1). GD learns the second coordinate along a straight line Theta(1) = theta*(1)."""
+    e1 = np.abs(c["err_eig.1"])
+    start = _first_below(e1, 0.01 * e1[0])
+    if start is None:
+        return float("nan")
+    return float(np.max(np.abs(c["theta_e.1"][start:] - target[0])) / target[0])
+
+
+def _peaks(y, min_height=1e-3):
+    """Local maxima of y above min_height times its largest value."""
+    top = np.nanmax(y)
+    return [i for i in range(1, len(y) - 1)
+            if y[i] > y[i - 1] and y[i] >= y[i + 1] and y[i] > min_height * top]
+
+
+def agd_fig2(root):
+    held = []
+    # toy.agd: x_i = sqrt(2 lambda_i) e_i, y = 1, so theta* = (1/sqrt(2), 1/sqrt(2 * 0.01)).
+    target = (1 / np.sqrt(2), 1 / np.sqrt(0.02))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    bends = {}
+    for a, style in (("agd", "g-"), ("gd_shallow", "k:"), ("gd_two_layer", "b--")):
+        c = _loss(root, "paths", a)
+        axes[0].plot(c["theta_e.1"], c["theta_e.2"], style, label=a.replace("_", " "))
+        bends[a] = _bend(c, target)
+    axes[0].plot(*target, "r*", ms=10, label="θ*")
+    axes[0].set(xlabel=r"$\Theta^{(1:L)}(1)$", ylabel=r"$\Theta^{(1:L)}(2)$",
+                title="effective parameters (η = 0.1, 400 steps)")
+    axes[0].legend(fontsize="small")
+    text = ", ".join(f"{a} {b:.3f}" for a, b in bends.items())
+    held.append(_claim(f"paths: AGD's curved, GD's straight; once the first coordinate is learnt, "
+                       f"largest departure of Theta(1) from theta*(1), relative: {text} (curved: "
+                       f"> 0.05; straight: < 0.02, twice the 1% left when the phase starts)",
+                       bends["agd"] > 0.05 and max(bends["gd_shallow"], bends["gd_two_layer"]) < 0.02))
+    c = _loss(root, "paths", "agd")
+    axes[1].plot(c["step"], np.abs(c["err_eig.1"]), label=r"$|E(1)|$ (λ = 1)")
+    axes[1].plot(c["step"], np.abs(c["err_eig.2"]), label=r"$|E(2)|$ (λ = 0.01)")
+    axes[1].set(yscale="log", xlabel="iteration", title="AGD: error along each eigenvector")
+    axes[1].legend(fontsize="small")
+    axes[2].plot(c["step"], c["yhat_dot_err"], "g-", label="AGD")
+    g = _loss(root, "paths", "gd_shallow")
+    axes[2].plot(g["step"], g["yhat_dot_err"], "k:", label="GD shallow")
+    axes[2].set(xlabel="iteration", ylabel=r"$\langle \hat Y, E\rangle$", title="alignment of output and error")
+    axes[2].legend(fontsize="small")
+    peaks = _peaks(c["yhat_dot_err"])
+    e1 = _first_below(np.abs(c["err_eig.1"]), 0.1 * abs(c["err_eig.1"][0]))
+    e2 = _first_below(np.abs(c["err_eig.2"]), 0.1 * abs(c["err_eig.2"][0]))
+    held.append(_claim(f"AGD accelerates in one phase per eigenvalue: <Y^, E> peaks at steps "
+                       f"{peaks} (2 eigenvalues); |E| along the eigenvector of 1 falls by 10x at "
+                       f"step {e1}, along that of 0.01 at step {e2}",
+                       len(peaks) == 2 and e1 is not None and e2 is not None and
+                       peaks[0] <= e1 < peaks[1] <= e2))
+    fig.tight_layout()
+    _save(fig, root, "agd_fig2")
+    print(f"dln: {sum(held)} of {len(held)} claims hold")
+
+
+def agd_fig3(root):
+    held = []
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4.2))
+    gd, agd, gd1 = (_loss(root, "unstable", a) for a in ("gd_two_layer", "agd", "gd_shallow"))
+    axes[0].plot(gd["step"], gd["fro.2"], "k-", label=r"GD: $|\Theta(3)|$")
+    axes[0].axhline(np.sqrt(20), color="r", lw=0.8, ls=":", label=r"$\sqrt{20}$")
+    axes[0].set(xlabel="iteration", title="second layer of two-layer GD")
+    axes[0].legend(fontsize="small")
+    axes[1].plot(gd["step"], gd["loss"], "k-", label="GD, two layers")
+    axes[1].plot(agd["step"], agd["loss"], "g:", label="AGD, two layers")
+    axes[1].plot(gd1["step"], gd1["loss"], "b--", label="GD, shallow")
+    axes[1].set(yscale="log", xlabel="iteration", title="loss (η = 0.1)")
+    axes[1].legend(fontsize="small")
+    for l, ax in ((1, axes[2]), (2, axes[3])):
+        for i in (1, 2):
+            ax.plot(gd["step"], gd[f"kernel_eig.{l}.{i}"], "k-", lw=1)
+            ax.plot(agd["step"], agd[f"kernel_eig.{l}.{i}"], "g:", lw=1.5)
+        ax.axhline(-1, color="r", lw=0.8, ls=":")
+        ax.set(xlabel="iteration", title=rf"spectrum of $I - \frac{{\eta_{l}}}{{n}} K^{{({l})}}$ (GD solid, AGD dotted)")
+    rises = np.nonzero(np.diff(gd["loss"]) > 0)[0] + 1
+    cross = _first_below(-gd["fro.2"], -np.sqrt(20))
+    first = int(rises[0]) if len(rises) else None
+    held.append(_claim(f"two-layer GD: the loss rises at {len(rises)} steps, the first at step "
+                       f"{first}, after |Theta(3)| passes sqrt(20) at step {cross} (there "
+                       f"{gd['fro.2'][first] if first is not None else float('nan'):.3f})",
+                       first is not None and cross is not None and cross <= first))
+    rho = np.nanmax(gd["kernel_rho.1"])
+    low = min(np.nanmin(gd[f"kernel_eig.1.{i}"]) for i in (1, 2))
+    held.append(_claim(f"two-layer GD: the spectrum of I - eta/n K^(1) leaves the unit interval: "
+                       f"max kernel_rho.1 {rho:.3f} > 1, lowest eigenvalue {low:.3f}", rho > 1))
+    agd_rises = int(np.sum(np.diff(agd["loss"]) > 0))
+    rho_agd = max(np.nanmax(agd[f"kernel_rho.{l}"]) for l in (1, 2))
+    held.append(_claim(f"AGD at the same rate: the loss never rises ({agd_rises} rises) and every "
+                       f"spectrum stays inside: max kernel_rho {rho_agd:.5f} <= 1",
+                       agd_rises == 0 and rho_agd <= 1.0))
+    fig.tight_layout()
+    _save(fig, root, "agd_fig3")
+    print(f"dln: {sum(held)} of {len(held)} claims hold")
+
+
+def agd_fig4(root):
+    held = []
+    sets = (("mnist", "MNIST 3 vs 8"), ("fashion", "Fashion-MNIST T-shirt/top vs shirt"))
+    fig, axes = plt.subplots(1, 4, figsize=(18, 4.2))
+    for k, (name, title) in enumerate(sets):
+        best = _runs_csv(os.path.join(root, f"{name}_gd", "best", "runs.csv"))[0]
+        eta = float(best["optimizer.lr"])
+        gd = _loss(root, f"{name}_gd", "best", best["run"])
+        runs = {"GD, shallow": gd}
+        for a in ("agd_L2", "agd_L4", "agd_L8"):
+            runs[f"AGD, depth {a[-1]}"] = _loss(root, f"{name}_agd", a)
+        for j, (column, what) in enumerate((("loss", "train"), ("test_loss", "test"))):
+            ax = axes[2 * k + j]
+            for label, c in runs.items():
+                ax.plot(c["step"], c[column], ":" if label.startswith("GD") else "-", label=label)
+            ax.set(yscale="log", xlabel="iteration", ylabel=f"{what} loss",
+                   title=f"{title}: {what} (η = {eta:g})")
+            ax.legend(fontsize="small")
+            for label, c in runs.items():
+                if label.startswith("GD"):
+                    continue
+                bad = _below_after(c[column], gd[column], skip=1)
+                held.append(_claim(
+                    f"{name}: {label} below shallow GD on {what} loss at every recorded step after "
+                    f"the first ({len(bad)} exceptions of {len(gd[column]) - 1}); final "
+                    f"{c[column][-1]:.5g} vs {gd[column][-1]:.5g}", not bad))
+    fig.tight_layout()
+    _save(fig, root, "agd_fig4")
+    print(f"dln: {sum(held)} of {len(held)} claims hold")
+
+
+REPRODUCTIONS = {"basu-fig1": basu_fig1, "steinitz-fig1": steinitz_fig1, "agd-fig1": agd_fig1,
+                  "agd-fig2": agd_fig2, "agd-fig3": agd_fig3, "agd-fig4": agd_fig4}
 
 
 def main(argv=None):

@@ -14,6 +14,27 @@ const std::vector<Reproduction>& reproductions() {
        "onto one-hot), learning-rate grid then long training: dynamics independent of "
        "intermediate width, and the ranking of depths",
        {"papers/steinitz-fig1/diabetes.toml", "papers/steinitz-fig1/mnist.toml"}},
+      {"agd-fig1",
+       "AGD paper Fig. 1: Shamir's plateau and Saxe's sigmoid against AGD; instance-wise "
+       "speed-up over shallow GD at three rates; depth 2, 4, 8; two-layer GD from standard inits "
+       "at tuned rates",
+       {"papers/agd-fig1/pitfalls.toml", "papers/agd-fig1/instance.toml",
+        "papers/agd-fig1/depth.toml", "papers/agd-fig1/inits.toml"}},
+      {"agd-fig2",
+       "AGD paper Fig. 2: the path of the effective vector (curved for AGD) and one acceleration "
+       "phase of <Y^, E> per eigenvalue",
+       {"papers/agd-fig2/paths.toml"}},
+      {"agd-fig3",
+       "AGD paper Fig. 3: two-layer GD on unwhitened data turns unstable once the kernel "
+       "spectrum leaves the unit interval; AGD stays smooth",
+       {"papers/agd-fig3/unstable.toml"}},
+      {"agd-fig4",
+       "AGD paper Fig. 4: shallow GD at its tuned rate against AGD at depth 2, 4, 8 at that rate, "
+       "train and test loss, on MNIST 3-vs-8 and a Fashion-MNIST pair (for CIFAR-10)",
+       {"papers/agd-fig4/mnist_gd.toml", "papers/agd-fig4/mnist_agd.toml",
+        "papers/agd-fig4/fashion_gd.toml", "papers/agd-fig4/fashion_agd.toml"},
+       {{"papers/agd-fig4/mnist_agd.toml", "papers/agd-fig4/mnist_gd.toml"},
+        {"papers/agd-fig4/fashion_agd.toml", "papers/agd-fig4/fashion_gd.toml"}}},
   };
   return list;
 }

@@ -10,7 +10,10 @@ namespace dln {
 struct Reproduction {
   std::string name;
   std::string description;
-  std::vector<std::string> configs;  // relative to the experiments folder
+  std::vector<std::string> configs;  // relative to the experiments folder, run in order
+  // (config, earlier config): run the config with the values its [select] chose for the earlier
+  // one (its single best point, e.g. a tuned learning rate) set as overrides.
+  std::vector<std::pair<std::string, std::string>> best_from = {};
 };
 
 const std::vector<Reproduction>& reproductions();
