@@ -1,5 +1,6 @@
 """The dln command end to end: the run directory contract, sweeps, loaders, and every bad
 input (exit status 2, one line naming the file and the line or key, nothing left behind)."""
+import gzip
 import json
 import os
 import subprocess
@@ -472,6 +473,88 @@ class Reproduce(unittest.TestCase):
             self.assertTrue((tmp / "rep" / "figures" / "basu_fig1.png").is_file())
             self.assertTrue((tmp / "rep" / "five_layer" / "summary.json").is_file())
             self.assertEqual(run_dln("reproduce", "nonsense").returncode, 2)
+
+
+class AlignedGradientDescent(unittest.TestCase):
+    def test_agd_reproductions_print_their_claims(self):
+        with TempDir() as tmp:
+            for name, count in (("agd-fig2", 2), ("agd-fig3", 3)):
+                out = run_dln("reproduce", name, "--out", tmp / name)
+                self.assertEqual(out.returncode, 0, out.stderr)
+                claims = [l for l in out.stdout.splitlines() if l.startswith("claim:")]
+                self.assertEqual(len(claims), count, out.stdout)
+                self.assertTrue((tmp / name / "figures" / f"{name.replace('-', '_')}.png").is_file())
+            # Section 4.4's mechanism: GD's loss rises only after |Theta(3)| > sqrt(20).
+            self.assertIn("passes sqrt(20)", out.stdout)
+
+    def test_agd_refuses_a_net_of_width_above_one_with_exit_2(self):
+        with TempDir() as tmp:
+            cfg = write_config(tmp / "bad.toml", """
+[data]
+source = "toy.agd"
+[model]
+widths = [2, 3, 1]
+[optimizer]
+kind = "agd"
+""")
+            out = run_dln("run", cfg, "--out", tmp / "o")
+            self.assertEqual(out.returncode, 2)
+            self.assertIn("optimizer.kind", out.stderr)
+            self.assertEqual(len(out.stderr.strip().splitlines()), 1)
+            self.assertFalse((tmp / "o").exists())
+
+    def test_idx_images_with_held_out_files_give_the_test_loss(self):
+        rng = np.random.default_rng(5)
+
+        def write_idx(path, array):
+            header = bytes([0, 0, 8, array.ndim]) + b"".join(
+                int(n).to_bytes(4, "big") for n in array.shape)
+            with gzip.open(path, "wb") as f:
+                f.write(header + array.astype(np.uint8).tobytes())
+
+        with TempDir() as tmp:
+            parts = {}
+            for part, n in (("train", 30), ("test", 12)):
+                images = rng.integers(0, 256, size=(n, 3, 4))
+                labels = rng.integers(0, 4, size=n)
+                write_idx(tmp / f"{part}-images.gz", images)
+                write_idx(tmp / f"{part}-labels.gz", labels)
+                parts[part] = (images.reshape(n, 12) / 255.0, labels)
+            w = rng.standard_normal((1, 12))
+            np.save(tmp / "W1.npy", w)
+            cfg = write_config(tmp / "idx.toml", """
+[data]
+source = "idx"
+path = "train-images.gz"
+label_path = "train-labels.gz"
+test_path = "test-images.gz"
+test_label_path = "test-labels.gz"
+classes = [2, 1]
+labels = "pm1"
+[model]
+widths = [12, 1]
+[init]
+scheme = "npy"
+paths = ["W1.npy"]
+[optimizer]
+steps = 0
+[record]
+probes = ["loss", "test_loss"]
+""")
+            out = run_dln("run", cfg, "--out", tmp / "o")
+            self.assertEqual(out.returncode, 0, out.stderr)
+            header, rows = read_metrics(tmp / "o")
+            for part, column in (("train", "loss"), ("test", "test_loss")):
+                x, labels = parts[part]
+                keep = (labels == 2) | (labels == 1)
+                y = np.where(labels[keep] == 2, -1.0, 1.0)  # the first listed class is -1
+                want = 0.5 * np.mean((x[keep] @ w[0] - y) ** 2)
+                self.assertAlmostEqual(rows[0, header.index(column)], want, delta=1e-12 * want)
+            # Corrupt magic number: exit 2 naming the file.
+            (tmp / "bad.gz").write_bytes(gzip.compress(b"\x01\x02\x08\x01" + bytes(8)))
+            bad = run_dln("run", cfg, "--out", tmp / "o2", "--set", 'data.label_path="bad.gz"')
+            self.assertEqual(bad.returncode, 2)
+            self.assertIn("bad.gz", bad.stderr)
 
 
 class BadInput(unittest.TestCase):

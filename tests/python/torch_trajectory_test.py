@@ -111,5 +111,79 @@ probes = ["loss"]
         self.assertEqual(checked, len(cases))
 
 
+def torch_agd(X, Y, depth, eta):
+    """Algorithm 1 of the AGD paper written plainly: w = 0, scalars 1; per step, w with rate
+    eta / (theta_2 ... theta_L)^2, then each theta_l with rate theta_l^2 / 2, every gradient by
+    autograd at the parameters the previous sub-step left. Loss (1/n) sum 1/2 (y^ - y)^2."""
+    Xt, Yt = torch.tensor(X.T), torch.tensor(Y.T)  # d x n, 1 x n
+    params = [torch.zeros(1, X.shape[1], dtype=torch.float64, requires_grad=True)]
+    params += [torch.ones(1, 1, dtype=torch.float64, requires_grad=True) for _ in range(depth - 1)]
+
+    def loss_fn():
+        out = Xt
+        for W in params:
+            out = W @ out
+        return 0.5 * ((out - Yt) ** 2).mean()
+
+    losses = [loss_fn().item()]
+    for _ in range(STEPS):
+        for l, W in enumerate(params):
+            loss = loss_fn()
+            grad, = torch.autograd.grad(loss, W)
+            with torch.no_grad():
+                if l == 0:
+                    a = torch.prod(torch.cat([p.reshape(1) for p in params[1:]])) if depth > 1 else 1.0
+                    W -= eta / a**2 * grad
+                else:
+                    W -= 0.5 * W**2 * grad
+        losses.append(loss_fn().item())
+    return np.array(losses), [W.detach().numpy() for W in params]
+
+
+class TorchAgd(unittest.TestCase):
+    def test_agd_matches_algorithm_one_by_autograd(self):
+        rng = np.random.default_rng(77)
+        with TempDir() as tmp:
+            for i, depth in enumerate((1, 2, 3, 5, 8)):
+                d, n = int(rng.integers(2, 9)), int(rng.integers(3, 30))
+                X = rng.standard_normal((n, d)) / np.sqrt(d)
+                Y = np.tanh(rng.standard_normal((n, 1)))
+                eta = 0.9 / np.linalg.eigvalsh(X.T @ X / n).max()
+                case = tmp / f"agd{i}"
+                case.mkdir()
+                np.save(case / "X.npy", X)
+                np.save(case / "Y.npy", Y)
+                losses, final = torch_agd(X, Y, depth, eta)
+                for path in ("stats", "data"):
+                    write_config(case / "run.toml", f"""
+[data]
+source = "npy"
+x = "X.npy"
+y = "Y.npy"
+[model]
+widths = {toml_list([d] + [1] * depth)}
+[init]
+scheme = "agd"
+[loss]
+path = "{path}"
+[optimizer]
+kind = "agd"
+lr = {eta!r}
+steps = {STEPS}
+[record]
+probes = ["loss"]
+""")
+                    out = run_dln("run", case / "run.toml", "--out", case / path)
+                    self.assertEqual(out.returncode, 0, out.stderr)
+                    header, rows = read_metrics(case / path)
+                    label = f"agd depth {depth}, d {d}, n {n}, path {path}"
+                    np.testing.assert_allclose(rows[:, 1], losses, rtol=TOLERANCE, atol=1e-300,
+                                               err_msg=label)
+                    for l, W in enumerate(final):
+                        got = np.load(case / path / "weights" / f"W{l + 1}.npy")
+                        err = np.linalg.norm(got - W) / max(np.linalg.norm(W), 1e-300)
+                        self.assertLess(err, TOLERANCE, f"{label}, layer {l + 1}")
+
+
 if __name__ == "__main__":
     unittest.main()
