@@ -239,7 +239,8 @@ def agd_fig1(root):
                            f"every recorded step after the first 3 ({len(bad)} exceptions of "
                            f"{len(gd['loss']) - 3}); final {agd['loss'][-1]:.3g} vs "
                            f"{gd['loss'][-1]:.3g}", not bad))
-    ax.set(yscale="log", xscale="symlog", xlabel="iteration", title="instance-wise speed-up")
+    ax.set(yscale="log", xscale="symlog", xlim=(0, None), xlabel="iteration",
+           title="instance-wise speed-up")
     ax.legend(fontsize="x-small")
     # (c) Depth 2, 4, 8 at eta = 0.1.
     ax = axes[2]
@@ -274,7 +275,8 @@ def agd_fig1(root):
         held.append(_claim(f"AGD at η* reaches loss 1e-8 at step {t_agd}, before two-layer GD from "
                            f"{r['init.scheme']} at its tuned rate {float(r['optimizer.lr']):g} "
                            f"(step {t_gd})", t_agd is not None and (t_gd is None or t_agd < t_gd)))
-    ax.set(yscale="log", xscale="symlog", xlabel="iteration", title="standard inits, tuned rates")
+    ax.set(yscale="log", xscale="symlog", xlim=(0, None), xlabel="iteration",
+           title="standard inits, tuned rates")
     ax.legend(fontsize="x-small")
     fig.tight_layout()
     _save(fig, root, "agd_fig1")

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 
 namespace dln {
 namespace {
@@ -206,7 +207,7 @@ class KernelEig final : public Probe {
     h_.clear();
     for (int l = 1; l <= c.net().depth(); ++l) h_.emplace_back(w[l - 1], samples_);
     k_.resize(samples_, samples_);
-    solver_ = Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd>(samples_);
+    solver_.emplace(samples_);  // in place: a copied solver carries an uninitialised status
   }
   void measure(const StepInfo& info, StepCache& c, std::span<double> out) override {
     const Problem& p = c.problem();
@@ -223,8 +224,8 @@ class KernelEig final : public Probe {
       }
       k_ *= -rate * cscale;
       k_.diagonal().array() += 1.0;
-      solver_.compute(k_, Eigen::EigenvaluesOnly);
-      for (Eigen::Index i = 0; i < samples_; ++i) out[o++] = solver_.eigenvalues()(i);
+      solver_->compute(k_, Eigen::EigenvaluesOnly);
+      for (Eigen::Index i = 0; i < samples_; ++i) out[o++] = solver_->eigenvalues()(i);
     }
   }
 
@@ -233,7 +234,7 @@ class KernelEig final : public Probe {
   Eigen::Index samples_ = 0;
   std::vector<Eigen::MatrixXd> h_;
   Eigen::MatrixXd k_;
-  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> solver_;
+  std::optional<Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd>> solver_;
 };
 
 // theta_e.i = (W_e)_{1i}, the effective vector of a scalar-output net.

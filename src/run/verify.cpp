@@ -8,7 +8,9 @@
 
 #include "dln/data/synthetic.hpp"
 #include "dln/init/init.hpp"
+#include "dln/optim/agd.hpp"
 #include "dln/optim/e2e.hpp"
+#include "dln/rng.hpp"
 #include "dln/run/trainer.hpp"
 
 namespace dln {
@@ -334,6 +336,82 @@ CheckResult e2e_vs_deep(bool quick) {
           r1 >= 1.6 && r1 <= 2.4 && r2 >= 1.6 && r2 <= 2.4};
 }
 
+// 8. AGD paper, Theorem 1: every sub-step of AGD is Equation (4) or (6), and a whole step
+// contracts the error towards the least-squares fit at least as fast as shallow GD, (8).
+CheckResult agd_theorem_1(bool quick) {
+  const int steps = quick ? 40 : 200;
+  double worst_eq = 0.0, worst_ratio = 0.0;
+  std::string settings;
+  Rng rng(5);
+  for (auto [d, n] : {std::pair{2, 2}, {6, 15}, {15, 6}}) {
+    auto data = std::make_shared<Dataset>();
+    if (d == 2) {
+      *data = toy_diagonal({1.0, 0.01}, {1.0, 1.0});
+    } else {
+      // Unwhitened inputs with spread-out scales, labels in [-1, 1].
+      data->X = rng.normal_matrix(d, n);
+      for (int i = 0; i < d; ++i) data->X.row(i) *= std::pow(0.5, i);
+      data->Y = rng.normal_matrix(1, n).array().tanh().matrix();
+    }
+    const Problem problem(data, LpLoss(2.0, Reduction::kMean));
+    const Eigen::MatrixXd& X = data->X;
+    const Eigen::RowVectorXd Y = data->Y.row(0);
+    const double nn = static_cast<double>(n);
+    const Eigen::MatrixXd K = X.transpose() * X / nn;
+    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(K);
+    const double top = eig.eigenvalues().maxCoeff();
+    const double eta = 1.5 / top;  // stable for shallow GD: eta * lambda_max < 2
+    double rho = 0.0;
+    for (Eigen::Index i = 0; i < eig.eigenvalues().size(); ++i)
+      if (eig.eigenvalues()(i) > 1e-12 * top)
+        rho = std::max(rho, std::abs(1.0 - eta * eig.eigenvalues()(i)));
+    // Y_sol: the projection of Y on the row space of X (Y itself when n <= d).
+    const Eigen::RowVectorXd y_sol =
+        n > d
+            ? Eigen::RowVectorXd(
+                  (X.transpose() * (X * X.transpose()).ldlt().solve(X * Y.transpose())).transpose())
+            : Y;
+    for (int depth : {2, 4}) {
+      std::vector<int> widths = {d};
+      for (int l = 0; l < depth; ++l) widths.push_back(1);
+      LinearNet net = initialize(widths, {.scheme = "agd"});
+      StepCache cache;
+      cache.bind(problem, net);
+      AlignedGd agd;
+      agd.reset(net, problem);
+      Eigen::RowVectorXd e_prev, yhat_prev;
+      agd.on_substep = [&](int sub, const LinearNet& now) {
+        const Eigen::RowVectorXd yhat = now.predict(X).row(0);
+        const Eigen::RowVectorXd e = Y - yhat;
+        const Eigen::RowVectorXd want =
+            sub == 1 ? Eigen::RowVectorXd(e_prev - eta * (K * e_prev.transpose()).transpose())
+                     : Eigen::RowVectorXd(e_prev - (yhat_prev.dot(e_prev) / (2 * nn)) * yhat_prev);
+        worst_eq = std::max(worst_eq, (e - want).norm() / std::max(1.0, e_prev.norm()));
+        e_prev = e;
+        yhat_prev = yhat;
+      };
+      for (int t = 0; t < steps; ++t) {
+        yhat_prev = net.predict(X).row(0);
+        e_prev = Y - yhat_prev;
+        const double before = (y_sol - yhat_prev).norm();
+        agd.step(cache, net, eta);
+        const double after = (y_sol - net.predict(X).row(0)).norm();
+        if (before > 1e-9) worst_ratio = std::max(worst_ratio, after / (rho * before));
+      }
+    }
+    settings += fmt::format("{}d={}, n={}", settings.empty() ? "" : "; ", d, n);
+  }
+  return {8,
+          "AGD (Algorithm 1): each sub-step is Eq. (4) or (6), and ||E_sol|| shrinks at least by "
+          "rho_eff(I - eta/n X^T X) per step, Eq. (8)",
+          settings + "; depth 2 and 4; eta = 1.5 / lambda_max(X^T X / n)",
+          fmt::format("max deviation from (4)/(6) {:.1e}; max ||E_sol(t+1)|| / (rho_eff "
+                      "||E_sol(t)||) {:.4f}",
+                      worst_eq, worst_ratio),
+          "deviation < 1e-12, ratio <= 1",
+          worst_eq < 1e-12 && worst_ratio <= 1.0};
+}
+
 }  // namespace
 
 const std::vector<VerifyCheck>& verify_checks() {
@@ -341,7 +419,7 @@ const std::vector<VerifyCheck>& verify_checks() {
       {1, "steinitz-lemma-2.1", lemma_2_1}, {2, "steinitz-theorem-2.2", theorem_2_2},
       {3, "basu-theorem-1", theorem_1},     {4, "basu-lemma-2", lemma_2},
       {5, "saxe-modes", saxe_modes},        {6, "basu-corollary-2.4", corollary_2_4},
-      {7, "e2e-vs-deep-gd", e2e_vs_deep},
+      {7, "e2e-vs-deep-gd", e2e_vs_deep},   {8, "agd-theorem-1", agd_theorem_1},
   };
   return checks;
 }

@@ -1,5 +1,5 @@
 // `dln verify`: numerical checks of the theory dln implements (Steinitz, Basu et al., Saxe et
-// al.), each a claim, a setting, a measured value, a threshold and a verdict.
+// al., the AGD paper), each a claim, a setting, a measured value, a threshold and a verdict.
 #pragma once
 
 #include <string>
