@@ -215,7 +215,7 @@ std::unique_ptr<Probe> make_probe(const std::string& name, const ProbeOptions& o
 
 std::string probe_unavailable(const std::string& name, const Problem& problem,
                               const std::string& optimizer_kind, bool end_to_end) {
-  if (name == "e2e_dev" && (end_to_end || optimizer_kind == "flow"))
+  if (name == "e2e_dev" && (end_to_end || optimizer_kind == "flow" || optimizer_kind == "agd"))
     return "probe 'e2e_dev' compares a discrete step of the layers with the end-to-end "
            "equation; it needs optimizer.kind gd, momentum or nesterov";
   if ((name == "dist_opt" || name == "mode_theory") && !problem.has_optimum())
