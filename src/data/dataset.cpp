@@ -20,6 +20,7 @@ const Registry& dataset_registry() {
       {"toy.agd_unstable",
        "the same with lambda = (1, 4e-4), where two-layer GD at eta = 0.1 goes unstable",
        {"data.lambdas", "data.y_values"}},
+      {"toy.lp", "Hou et al.'s l_p toy problem: (0, 1) -> y1, (1, 0) -> y2", {"data.y_values"}},
       {"toy.scalar",
        "one sample x = 1 with target y* (Shamir's plateau, Saxe's sigmoid)",
        {"data.y_star"}},
@@ -104,6 +105,15 @@ Dataset toy_diagonal(const std::vector<double>& lambdas, const std::vector<doubl
     data.X(i, i) = std::sqrt(static_cast<double>(m) * lambdas[static_cast<std::size_t>(i)]);
     data.Y(0, i) = targets[static_cast<std::size_t>(i)];
   }
+  return data;
+}
+
+Dataset toy_lp(double y1, double y2) {
+  Dataset data;
+  data.X.resize(2, 2);
+  data.X << 0.0, 1.0, 1.0, 0.0;  // columns: x_1 = (0, 1), x_2 = (1, 0)
+  data.Y.resize(1, 2);
+  data.Y << y1, y2;
   return data;
 }
 

@@ -3,6 +3,7 @@
 #include <boost/numeric/odeint.hpp>
 #include <stdexcept>
 
+#include "dln/optim/adaptive.hpp"
 #include "dln/optim/agd.hpp"
 #include "dln/optim/e2e.hpp"
 
@@ -195,6 +196,12 @@ const Registry& optimizer_registry() {
        "recorded every record.every units of time",
        {"optimizer.dynamics", "optimizer.time", "optimizer.abs_tol", "optimizer.rel_tol",
         "optimizer.depth"}},
+      {"adagrad",
+       "Adagrad (PyTorch's form): s <- s + g^2, W <- W - lr g / (sqrt(s) + eps)",
+       {"optimizer.eps"}},
+      {"adam",
+       "Adam (PyTorch's form, bias-corrected moments)",
+       {"optimizer.beta1", "optimizer.beta2", "optimizer.eps"}},
       {"agd",
        "Aligned Gradient Descent on d -> 1 -> ... -> 1 chains: W_1 at rate lr / (theta_2 ... "
        "theta_L)^2, then each scalar layer at rate theta_l^2 / 2, round robin",
@@ -210,6 +217,8 @@ bool trains_end_to_end(const OptimizerSpec& spec) {
 std::unique_ptr<Optimizer> make_optimizer(const OptimizerSpec& spec) {
   if (spec.kind == "gd") return std::make_unique<Gd>(spec.round_robin);
   if (spec.kind == "agd") return std::make_unique<AlignedGd>();
+  if (spec.kind == "adagrad") return make_adagrad(spec.eps);
+  if (spec.kind == "adam") return make_adam(spec.beta1, spec.beta2, spec.eps);
   if (spec.kind == "momentum") return std::make_unique<Momentum>(spec.momentum, false);
   if (spec.kind == "nesterov") return std::make_unique<Momentum>(spec.momentum, true);
   if (spec.kind == "e2e") return std::make_unique<EndToEnd>(spec.depth);

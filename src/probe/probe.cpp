@@ -3,6 +3,7 @@
 #include <stdexcept>
 
 #include "dln/probe/kernel.hpp"
+#include "dln/probe/rate.hpp"
 #include "dln/probe/theory.hpp"
 
 namespace dln {
@@ -187,6 +188,10 @@ const Registry& probe_registry() {
        {}},
       {"theta_e", "theta_e.i = (W_e)_{1i}, the effective vector of a scalar-output net", {}},
       {"test_loss", "the loss of W_e on the held-out split", {}},
+      {"loglog_slope",
+       "loglog_slope.loss / .error: slope of log(loss) and of log ||Y^ - Y||_F against log(step) "
+       "over the last record.slope_window recorded rows",
+       {"record.slope_window"}},
       {"mode_theory",
        "mode_theory.i: Saxe's prediction of mode.i (closed form for 2 layers, the scalar mode ODE "
        "otherwise; l2, whitened inputs)",
@@ -210,6 +215,7 @@ std::unique_ptr<Probe> make_probe(const std::string& name, const ProbeOptions& o
   if (name == "t") return std::make_unique<ContinuousTime>();
   if (auto p = make_theory_probe(name)) return p;
   if (auto p = make_kernel_probe(name, options)) return p;
+  if (name == "loglog_slope") return make_loglog_slope(options.slope_window);
   throw std::invalid_argument("unknown probe '" + name + "'");
 }
 

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <limits>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -48,7 +49,7 @@ const std::vector<KeySpec>& config_schema() {
       {"seed", T::kInt, "1", "Seed from which every random choice derives.", ""},
       {"data.source", T::kString, "",
        "Where the data come from: synthetic.gaussian_mixture, toy.agd, toy.agd_unstable, "
-       "toy.scalar, npy, npz, csv, libsvm, mnist_json or idx.",
+       "toy.scalar, toy.lp, npy, npz, csv, libsvm, mnist_json or idx.",
        ""},
       {"data.seed", T::kInt, "(seed)", "Seed of the synthetic data or of the train/test split.",
        "data.source=synthetic.gaussian_mixture|mnist_json"},
@@ -65,8 +66,8 @@ const std::vector<KeySpec>& config_schema() {
       {"data.lambdas", T::kFloatArray, "[] (toy.agd: [1.0, 0.01]; toy.agd_unstable: [1.0, 0.0004])",
        "Eigenvalues of (1/n) X^T X: sample i is x_i = sqrt(m lambda_i) e_i (m = len).",
        "data.source=toy.agd|toy.agd_unstable"},
-      {"data.y_values", T::kFloatArray, "[] (all 1)", "Targets y_i, one per sample.",
-       "data.source=toy.agd|toy.agd_unstable"},
+      {"data.y_values", T::kFloatArray, "[] (toy.lp: [1.0, 0.25]; else all 1)",
+       "Targets y_i, one per sample.", "data.source=toy.agd|toy.agd_unstable|toy.lp"},
       {"data.y_star", T::kFloat, "1.0", "The target y* of the one sample x = 1.",
        "data.source=toy.scalar"},
       {"data.x", T::kString, "(npy: required)",
@@ -159,6 +160,13 @@ const std::vector<KeySpec>& config_schema() {
        "optimizer.kind=gd"},
       {"optimizer.momentum", T::kFloat, "0.9", "Momentum coefficient mu in [0, 1).",
        "optimizer.kind=momentum|nesterov"},
+      {"optimizer.beta1", T::kFloat, "0.9", "adam: decay of the first moment, in [0, 1).",
+       "optimizer.kind=adam"},
+      {"optimizer.beta2", T::kFloat, "0.999", "adam: decay of the second moment, in [0, 1).",
+       "optimizer.kind=adam"},
+      {"optimizer.eps", T::kFloat, "(adam: 1e-8; adagrad: 1e-10)",
+       "Term added to the root of the second moment (PyTorch's defaults).",
+       "optimizer.kind=adam|adagrad"},
       {"optimizer.depth", T::kInt, "(layers)",
        "Depth N of the end-to-end update (default: the number of layers of model.widths).",
        "optimizer.kind=e2e|flow"},
@@ -185,6 +193,8 @@ const std::vector<KeySpec>& config_schema() {
        ""},
       {"record.basu_kappa2", T::kFloat, "0.0",
        "basu_bound: kappa_2 (valid when ||W_e||_F >= kappa_2 U along the run; 0 always is).", ""},
+      {"record.slope_window", T::kInt, "20",
+       "loglog_slope: the number of most recent recorded rows the slope is fitted over.", ""},
       {"record.eigs", T::kInt, "2",
        "err_eig: the number of leading eigen-directions of X^T X recorded.", ""},
       {"stop.loss", T::kFloat, "0.0", "Stop with status converged when the loss falls below it.",
@@ -464,6 +474,10 @@ ConfigValue parse_default(const KeySpec& spec, std::int64_t seed,
     v.value = std::string();  // optional here; resolve() checks when it is needed
     return v;
   }
+  if (spec.default_text.starts_with("(") && spec.type == KeyType::kFloat) {
+    v.value = std::numeric_limits<double>::quiet_NaN();  // resolve() picks it by context
+    return v;
+  }
   auto table = toml::parse("v = " + spec.default_text);
   v = from_node(*table.get("v"), spec.key, "", "");
   v.file.clear();
@@ -694,7 +708,7 @@ RunSpec resolve(const ConfigFile& config,
   DataSpec& d = spec.data;
   d.source = str("data.source");
   one_of("data.source", {"synthetic.gaussian_mixture", "toy.agd", "toy.agd_unstable", "toy.scalar",
-                         "npy", "npz", "csv", "libsvm", "mnist_json", "idx"});
+                         "toy.lp", "npy", "npz", "csv", "libsvm", "mnist_json", "idx"});
   auto required_path = [&](const std::string& key, const std::string& why) {
     if (str(key).empty()) throw fail(key, "missing required key (" + why + ")");
     return path_of(key, str(key));
@@ -728,6 +742,12 @@ RunSpec resolve(const ConfigFile& config,
     if (d.y_values.size() != d.lambdas.size())
       throw fail("data.y_values", fmt::format("has {} values for {} samples (data.lambdas)",
                                               d.y_values.size(), d.lambdas.size()));
+  } else if (d.source == "toy.lp") {
+    d.y_values = std::get<std::vector<double>>(r.at("data.y_values").value);
+    if (d.y_values.empty()) d.y_values = {1.0, 0.25};
+    if (d.y_values.size() != 2) throw fail("data.y_values", "toy.lp has two samples: [y1, y2]");
+    for (double y : d.y_values)
+      if (!std::isfinite(y)) throw fail("data.y_values", "must be finite");
   } else if (d.source == "toy.scalar") {
     d.y_star = num("data.y_star");
     if (!std::isfinite(d.y_star)) throw fail("data.y_star", "must be finite");
@@ -894,6 +914,18 @@ RunSpec resolve(const ConfigFile& config,
     o.depth = static_cast<int>(integer("optimizer.depth"));
   }
   if (r.count("optimizer.round_robin")) o.round_robin = boolean("optimizer.round_robin");
+  if (r.count("optimizer.beta1")) {
+    o.beta1 = num("optimizer.beta1");
+    o.beta2 = num("optimizer.beta2");
+    if (!(o.beta1 >= 0 && o.beta1 < 1)) throw fail("optimizer.beta1", "must be in [0, 1)");
+    if (!(o.beta2 >= 0 && o.beta2 < 1)) throw fail("optimizer.beta2", "must be in [0, 1)");
+  }
+  if (r.count("optimizer.eps")) {
+    o.eps = num("optimizer.eps");
+    if (std::isnan(o.eps)) o.eps = o.kind == "adagrad" ? 1e-10 : 1e-8;  // PyTorch's defaults
+    if (!(o.eps >= 0) || !std::isfinite(o.eps)) throw fail("optimizer.eps", "must be >= 0");
+    r.at("optimizer.eps").value = o.eps;  // the resolved config names the value used
+  }
   if (r.count("optimizer.momentum")) {
     o.momentum = num("optimizer.momentum");
     if (!(o.momentum >= 0 && o.momentum < 1)) throw fail("optimizer.momentum", "must be in [0, 1)");
@@ -933,6 +965,8 @@ RunSpec resolve(const ConfigFile& config,
   if (!(spec.train.probe_options.basu_kappa2 >= 0 && spec.train.probe_options.basu_kappa2 <= 1))
     throw fail("record.basu_kappa2", "must be in [0, 1]");
   if (integer("record.eigs") < 1) throw fail("record.eigs", "must be >= 1");
+  if (integer("record.slope_window") < 2) throw fail("record.slope_window", "must be >= 2");
+  spec.train.probe_options.slope_window = static_cast<int>(integer("record.slope_window"));
   spec.train.probe_options.eigs = static_cast<int>(integer("record.eigs"));
   spec.train.stop.loss = num("stop.loss");
   if (!(spec.train.stop.loss >= 0)) throw fail("stop.loss", "must be >= 0");

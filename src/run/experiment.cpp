@@ -109,6 +109,8 @@ std::shared_ptr<const Dataset> load_data(const RunSpec& spec) {
     *data = gaussian_mixture(g);
   } else if (d.source == "toy.agd" || d.source == "toy.agd_unstable") {
     *data = toy_diagonal(d.lambdas, d.y_values);
+  } else if (d.source == "toy.lp") {
+    *data = toy_lp(d.y_values[0], d.y_values[1]);
   } else if (d.source == "toy.scalar") {
     *data = toy_scalar(d.y_star);
   } else if (d.source == "idx") {

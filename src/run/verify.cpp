@@ -412,6 +412,45 @@ CheckResult agd_theorem_1(bool quick) {
           worst_eq < 1e-12 && worst_ratio <= 1.0};
 }
 
+// 9. Hou et al.'s Lemma 2.1: GD on l_p regression (p > 2) converges as t^{-1/(p-2)}, for the
+// shallow model and the scalar-depth model s M alike.
+CheckResult lp_rate(bool quick) {
+  const auto data = std::make_shared<const Dataset>(toy_lp(1.0, 0.25));
+  const long steps = quick ? 40000 : 200000;
+  double worst = 0.0;
+  std::string text;
+  for (double p : {4.0, 6.0}) {
+    const Problem problem(data, LpLoss(p, Reduction::kMean));
+    for (const std::vector<int>& widths : {std::vector<int>{2, 1}, std::vector<int>{2, 1, 1}}) {
+      InitSpec init{.scheme = "constant"};
+      init.values = {widths.size() == 2 ? 0.0 : 0.1};
+      LinearNet net = initialize(widths, init);
+      TrainSpec spec;
+      spec.optimizer.lr = 1.0;
+      spec.optimizer.steps = steps;
+      spec.every = steps / 50;
+      spec.probes = {"loglog_slope"};
+      spec.probe_options.slope_window = 10;  // the last fifth of the run
+      Rows rows;
+      train(problem, net, spec, &rows);
+      const double slope = rows.rows.back()[rows.column("loglog_slope.error")];
+      const double want = -1.0 / (p - 2.0);
+      worst = std::max(worst, std::abs(slope - want));
+      text += fmt::format("{}p={:g} {}: {:.4f} (theory {:.4f})", text.empty() ? "" : ", ", p,
+                          widths.size() == 2 ? "shallow" : "s M", slope, want);
+    }
+  }
+  return {9,
+          "l_p regression (Hou et al., Lemma 2.1): the error falls as t^{-1/(p-2)} for the "
+          "shallow and the scalar-depth model",
+          fmt::format("toy.lp (y = 1, 0.25), GD at eta = 1 for {} steps, slope of log "
+                      "||Y^ - Y|| against log t over the last fifth",
+                      steps),
+          text,
+          "every slope within 0.05 of -1/(p-2)",
+          worst <= 0.05};
+}
+
 }  // namespace
 
 const std::vector<VerifyCheck>& verify_checks() {
@@ -420,6 +459,7 @@ const std::vector<VerifyCheck>& verify_checks() {
       {3, "basu-theorem-1", theorem_1},     {4, "basu-lemma-2", lemma_2},
       {5, "saxe-modes", saxe_modes},        {6, "basu-corollary-2.4", corollary_2_4},
       {7, "e2e-vs-deep-gd", e2e_vs_deep},   {8, "agd-theorem-1", agd_theorem_1},
+      {9, "hou-lp-rate", lp_rate},
   };
   return checks;
 }

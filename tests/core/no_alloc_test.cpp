@@ -124,7 +124,7 @@ TEST(NoAllocation, StepLoopWithEveryProbeAndOptimizerDoesNotAllocate) {
     }
     EXPECT_EQ(allocations_in_training(p, {6, 4, 3, 1}, "gd", "loss", true), 0) << "round robin";
   }
-  for (const char* opt : {"gd", "momentum", "nesterov"}) {
+  for (const char* opt : {"gd", "momentum", "nesterov", "adagrad", "adam"}) {
     EXPECT_EQ(allocations_in_training(stats, {10, 8, 6, 4, 3}, opt), 0) << opt << " stats";
     EXPECT_EQ(allocations_in_training(data, {10, 8, 6, 4, 3}, opt), 0) << opt << " data";
     EXPECT_EQ(allocations_in_training(lp4, {128, 100, 100, 1}, opt), 0) << opt << " lp4";

@@ -21,8 +21,13 @@ def torch_trajectory(X, Y, weights, p, reduction, kind, lr, momentum):
     Xt = torch.tensor(X.T)  # d x n
     Yt = torch.tensor(Y.T)  # k x n
     params = [torch.tensor(W, requires_grad=True) for W in weights]
-    opt = torch.optim.SGD(params, lr=lr, momentum=0.0 if kind == "gd" else momentum,
-                          nesterov=kind == "nesterov")
+    if kind == "adagrad":
+        opt = torch.optim.Adagrad(params, lr=lr)
+    elif kind == "adam":
+        opt = torch.optim.Adam(params, lr=lr)
+    else:
+        opt = torch.optim.SGD(params, lr=lr, momentum=0.0 if kind == "gd" else momentum,
+                              nesterov=kind == "nesterov")
     scale = 1.0 / X.shape[0] if reduction == "mean" else 1.0
 
     def loss_fn():
@@ -49,7 +54,7 @@ class TorchTrajectory(unittest.TestCase):
         cases = []
         for depth in range(1, 6):
             for p in (2, 4):
-                for kind in ("gd", "momentum", "nesterov"):
+                for kind in ("gd", "momentum", "nesterov", "adagrad", "adam"):
                     cases.append((depth, p, kind))
         checked = 0
         with TempDir() as tmp:
@@ -89,7 +94,7 @@ path = "{path}"
 kind = "{kind}"
 lr = {lr!r}
 steps = {STEPS}
-{"momentum = 0.7" if kind != "gd" else ""}
+{"momentum = 0.7" if kind in ("momentum", "nesterov") else ""}
 [record]
 every = 1
 probes = ["loss"]

@@ -32,6 +32,9 @@ Dataset gaussian_mixture(const GaussianMixtureSpec& spec);
 // toy.agd, (1, 4e-4) toy.agd_unstable.
 Dataset toy_diagonal(const std::vector<double>& lambdas, const std::vector<double>& targets);
 
+// Hou et al.'s l_p toy problem (after Arora et al.): x_1 = (0, 1) -> y1, x_2 = (1, 0) -> y2.
+Dataset toy_lp(double y1, double y2);
+
 // One sample x = 1 with target y* (Sections 3.1-3.2: Shamir's plateau, Saxe's sigmoid).
 Dataset toy_scalar(double y_star);
 

@@ -37,6 +37,7 @@ struct ProbeOptions {
   double basu_kappa1 = 1.0;  // basu_bound: Basu et al.'s kappa_1 and kappa_2 (Theorem 3)
   double basu_kappa2 = 0.0;
   int eigs = 2;                  // err_eig: leading eigen-directions of X^T X
+  int slope_window = 20;         // loglog_slope: recorded rows in the fit
   std::string optimizer = "gd";  // the optimiser's kind: kernel probes use its layer rates
 };
 

@@ -1,0 +1,88 @@
+#include "dln/probe/rate.hpp"
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+namespace dln {
+namespace {
+
+// Least-squares slope of y against x over a ring buffer of the last `window` points.
+class Slope {
+ public:
+  void resize(int window) {
+    x_.assign(static_cast<std::size_t>(window), 0.0);
+    y_.assign(static_cast<std::size_t>(window), 0.0);
+    count_ = next_ = 0;
+  }
+  void add(double x, double y) {
+    x_[next_] = x;
+    y_[next_] = y;
+    next_ = (next_ + 1) % x_.size();
+    if (count_ < x_.size()) ++count_;
+  }
+  double slope() const {
+    if (count_ < 2) return std::numeric_limits<double>::quiet_NaN();
+    double mx = 0, my = 0;
+    for (std::size_t i = 0; i < count_; ++i) mx += x_[i], my += y_[i];
+    mx /= static_cast<double>(count_);
+    my /= static_cast<double>(count_);
+    double sxy = 0, sxx = 0;
+    for (std::size_t i = 0; i < count_; ++i) {
+      sxy += (x_[i] - mx) * (y_[i] - my);
+      sxx += (x_[i] - mx) * (x_[i] - mx);
+    }
+    return sxx > 0 ? sxy / sxx : std::numeric_limits<double>::quiet_NaN();
+  }
+  void reset() { count_ = next_ = 0; }
+
+ private:
+  std::vector<double> x_, y_;
+  std::size_t count_ = 0, next_ = 0;
+};
+
+// Error ||Y^ - Y||_F: from the residual on the data path; on the stats path (l2) from the loss,
+// ||R||_F^2 = 2 (L - 0) / c where the floor is the unreachable part (so the error to the
+// least-squares fit, which is what converges).
+class LogLogSlope final : public Probe {
+ public:
+  explicit LogLogSlope(int window) : window_(window) {}
+  void columns(const LinearNet&, std::vector<std::string>& out) const override {
+    out.push_back("loglog_slope.loss");
+    out.push_back("loglog_slope.error");
+  }
+  void bind(const StepCache&) override {
+    loss_.resize(window_);
+    error_.resize(window_);
+  }
+  void measure(const StepInfo& info, StepCache& c, std::span<double> out) override {
+    const Problem& p = c.problem();
+    const double loss = c.loss();
+    double error = 0.0;
+    if (p.uses_stats()) {
+      const double excess = std::max(loss - p.loss_floor(), 0.0);
+      error = std::sqrt(2.0 * excess / p.loss().scale(p.samples()));
+    } else {
+      error = c.residual().norm();
+    }
+    if (info.step >= 1) {
+      const double t = std::log(static_cast<double>(info.step));
+      if (loss > 0 && std::isfinite(loss)) loss_.add(t, std::log(loss));
+      if (error > 0 && std::isfinite(error)) error_.add(t, std::log(error));
+    }
+    out[0] = loss_.slope();
+    out[1] = error_.slope();
+  }
+
+ private:
+  int window_;
+  Slope loss_, error_;
+};
+
+}  // namespace
+
+std::unique_ptr<Probe> make_loglog_slope(int window) {
+  return std::make_unique<LogLogSlope>(window);
+}
+
+}  // namespace dln
