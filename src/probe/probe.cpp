@@ -188,6 +188,7 @@ const Registry& probe_registry() {
        {}},
       {"theta_e", "theta_e.i = (W_e)_{1i}, the effective vector of a scalar-output net", {}},
       {"test_loss", "the loss of W_e on the held-out split", {}},
+      {"error", "||Y^ - Y||_F (l2 statistics path: the distance to the least-squares fit)", {}},
       {"loglog_slope",
        "loglog_slope.loss / .error: slope of log(loss) and of log ||Y^ - Y||_F against log(step) "
        "over the last record.slope_window recorded rows",
@@ -216,6 +217,7 @@ std::unique_ptr<Probe> make_probe(const std::string& name, const ProbeOptions& o
   if (auto p = make_theory_probe(name)) return p;
   if (auto p = make_kernel_probe(name, options)) return p;
   if (name == "loglog_slope") return make_loglog_slope(options.slope_window);
+  if (name == "error") return make_error_probe();
   throw std::invalid_argument("unknown probe '" + name + "'");
 }
 

@@ -41,9 +41,26 @@ class Slope {
   std::size_t count_ = 0, next_ = 0;
 };
 
-// Error ||Y^ - Y||_F: from the residual on the data path; on the stats path (l2) from the loss,
-// ||R||_F^2 = 2 (L - 0) / c where the floor is the unreachable part (so the error to the
-// least-squares fit, which is what converges).
+// The error ||Y^ - Y||_F from the residual on the data path; on the stats path (l2) the
+// distance to the least-squares fit, sqrt(2 (L - floor) / c), which is what converges (the two
+// agree when the fit is exact).
+double error_norm(StepCache& c) {
+  const Problem& p = c.problem();
+  if (!p.uses_stats()) return c.residual().norm();
+  const double excess = std::max(c.loss() - p.loss_floor(), 0.0);
+  return std::sqrt(2.0 * excess / p.loss().scale(p.samples()));
+}
+
+class Error final : public Probe {
+ public:
+  void columns(const LinearNet&, std::vector<std::string>& out) const override {
+    out.push_back("error");
+  }
+  void measure(const StepInfo&, StepCache& c, std::span<double> out) override {
+    out[0] = error_norm(c);
+  }
+};
+
 class LogLogSlope final : public Probe {
  public:
   explicit LogLogSlope(int window) : window_(window) {}
@@ -56,15 +73,8 @@ class LogLogSlope final : public Probe {
     error_.resize(window_);
   }
   void measure(const StepInfo& info, StepCache& c, std::span<double> out) override {
-    const Problem& p = c.problem();
     const double loss = c.loss();
-    double error = 0.0;
-    if (p.uses_stats()) {
-      const double excess = std::max(loss - p.loss_floor(), 0.0);
-      error = std::sqrt(2.0 * excess / p.loss().scale(p.samples()));
-    } else {
-      error = c.residual().norm();
-    }
+    const double error = error_norm(c);
     if (info.step >= 1) {
       const double t = std::log(static_cast<double>(info.step));
       if (loss > 0 && std::isfinite(loss)) loss_.add(t, std::log(loss));
@@ -80,6 +90,10 @@ class LogLogSlope final : public Probe {
 };
 
 }  // namespace
+
+std::unique_ptr<Probe> make_error_probe() {
+  return std::make_unique<Error>();
+}
 
 std::unique_ptr<Probe> make_loglog_slope(int window) {
   return std::make_unique<LogLogSlope>(window);

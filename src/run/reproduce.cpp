@@ -35,6 +35,10 @@ const std::vector<Reproduction>& reproductions() {
         "papers/agd-fig4/fashion_gd.toml", "papers/agd-fig4/fashion_agd.toml"},
        {{"papers/agd-fig4/mnist_agd.toml", "papers/agd-fig4/mnist_gd.toml"},
         {"papers/agd-fig4/fashion_agd.toml", "papers/agd-fig4/fashion_gd.toml"}}},
+      {"hou-lp-rate",
+       "Hou et al.: l_4 and l_6 regression on the toy problem converge as t^{-1/(p-2)} for the "
+       "shallow and the scalar-depth model; depth changes the constant",
+       {"papers/hou-lp-rate/p4.toml", "papers/hou-lp-rate/p6.toml"}},
   };
   return list;
 }
