@@ -65,22 +65,22 @@ void run_steps(benchmark::State& state, const dln::Problem& problem, const std::
 
 // W1: Basu's mixture, 10-8-6-4-3, l2 (sufficient statistics), GD.
 void BM_SmallL2Stats(benchmark::State& state) {
-  const dln::Problem problem(basu_mixture(), dln::LpLoss(2.0, dln::Reduction::kMean));
+  const dln::Problem problem(basu_mixture(), dln::Loss(2.0, dln::Reduction::kMean));
   run_steps(state, problem, {10, 8, 6, 4, 3}, 1e-3, {});
 }
 void BM_SmallL2StatsWithProbes(benchmark::State& state) {
-  const dln::Problem problem(basu_mixture(), dln::LpLoss(2.0, dln::Reduction::kMean));
+  const dln::Problem problem(basu_mixture(), dln::Loss(2.0, dln::Reduction::kMean));
   run_steps(state, problem, {10, 8, 6, 4, 3}, 1e-3, {"loss", "fro", "balance"});
 }
 // The same through the residual (the data touched twice per step).
 void BM_SmallL2Data(benchmark::State& state) {
-  const dln::Problem problem(basu_mixture(), dln::LpLoss(2.0, dln::Reduction::kMean),
+  const dln::Problem problem(basu_mixture(), dln::Loss(2.0, dln::Reduction::kMean),
                              dln::GradientPath::kData);
   run_steps(state, problem, {10, 8, 6, 4, 3}, 1e-3, {});
 }
 // W2: n = 13910, d = 128, scalar target, 128-100-100-1, l4, GD.
 void BM_Lp4(benchmark::State& state) {
-  const dln::Problem problem(lp4_data(), dln::LpLoss(4.0, dln::Reduction::kMean));
+  const dln::Problem problem(lp4_data(), dln::Loss(4.0, dln::Reduction::kMean));
   run_steps(state, problem, {128, 100, 100, 1}, 1e-6, {});
 }
 
@@ -88,9 +88,9 @@ void BM_Lp4(benchmark::State& state) {
 // sufficient statistics (l2's default) and through the data.
 void agd_vs_gd(benchmark::State& state, const std::string& kind, int depth,
                dln::GradientPath path) {
-  static const dln::Problem stats(agd_data(), dln::LpLoss(2.0, dln::Reduction::kMean),
+  static const dln::Problem stats(agd_data(), dln::Loss(2.0, dln::Reduction::kMean),
                                   dln::GradientPath::kStats);
-  static const dln::Problem data(agd_data(), dln::LpLoss(2.0, dln::Reduction::kMean),
+  static const dln::Problem data(agd_data(), dln::Loss(2.0, dln::Reduction::kMean),
                                  dln::GradientPath::kData);
   std::vector<int> widths = {784};
   for (int l = 0; l < depth; ++l) widths.push_back(1);

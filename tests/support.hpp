@@ -27,7 +27,7 @@ inline LinearNet random_net(const std::vector<int>& widths, std::uint64_t seed, 
 }
 
 // The loss written out directly: c (1/p) sum |W_L(...(W_1 X)) - Y|^p, layer by layer.
-inline double reference_loss(const LinearNet& net, const Dataset& data, const LpLoss& loss) {
+inline double reference_loss(const LinearNet& net, const Dataset& data, const Loss& loss) {
   Eigen::MatrixXd h = data.X;
   for (const auto& W : net.layers) h = W * h;
   return loss.scale(data.samples()) * (h - data.Y).array().abs().pow(loss.p()).sum() / loss.p();
@@ -36,7 +36,7 @@ inline double reference_loss(const LinearNet& net, const Dataset& data, const Lp
 // Plain backpropagation through the layers: forward activations h_l = W_l h_{l-1}, then
 // delta_L = dL/dY_hat, dL/dW_l = delta_l h_{l-1}^T, delta_{l-1} = W_l^T delta_l.
 inline std::vector<Eigen::MatrixXd> reference_gradients(const LinearNet& net, const Dataset& data,
-                                                        const LpLoss& loss) {
+                                                        const Loss& loss) {
   std::vector<Eigen::MatrixXd> h = {data.X};
   for (const auto& W : net.layers) h.push_back(W * h.back());
   const Eigen::MatrixXd r = h.back() - data.Y;

@@ -15,7 +15,7 @@
 #include "dln/data/dataset.hpp"
 #include "dln/error.hpp"
 #include "dln/init/init.hpp"
-#include "dln/loss/lp.hpp"
+#include "dln/loss/loss.hpp"
 #include "dln/optim/optimizer.hpp"
 #include "dln/probe/probe.hpp"
 #include "dln/run/config.hpp"
@@ -241,7 +241,7 @@ int main(int argc, char** argv) {
   auto* verify_cmd =
       app.add_subcommand("verify", "Check the theory numerically; exit 0 iff all pass");
   verify_cmd->add_flag("--quick", quick, "Smaller settings (under 10 s)");
-  verify_cmd->add_option("--check", check_id, "Run only this check (1-9)")
+  verify_cmd->add_option("--check", check_id, "Run only this check (1-11)")
       ->check(CLI::Range(1, static_cast<int>(dln::verify_checks().size())));
 
   std::string repro_name;

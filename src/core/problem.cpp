@@ -6,7 +6,7 @@
 
 namespace dln {
 
-Problem::Problem(std::shared_ptr<const Dataset> data, LpLoss loss, GradientPath path)
+Problem::Problem(std::shared_ptr<const Dataset> data, Loss loss, GradientPath path)
     : data_(std::move(data)), loss_(loss) {
   stats_ = loss_.is_l2() && path != GradientPath::kData;
   {

@@ -113,7 +113,7 @@ void StepCache::compute_residual() {
   if (has(kResidual)) return;
   residual_.noalias() = end_to_end() * problem_->data().X;
   residual_ -= problem_->data().Y;
-  loss_ = problem_->loss().value_and_gradient(residual_, dloss_);
+  loss_ = problem_->loss().value_and_gradient(residual_, problem_->data().Y, dloss_);
   valid_ |= kResidual | kLoss;
 }
 

@@ -20,6 +20,10 @@ const Registry& dataset_registry() {
       {"toy.agd_unstable",
        "the same with lambda = (1, 4e-4), where two-layer GD at eta = 0.1 goes unstable",
        {"data.lambdas", "data.y_values"}},
+      {"synthetic.separable",
+       "two linearly separable classes (labels -1/+1) with margin >= data.margin along a seeded "
+       "direction",
+       {"data.seed", "data.samples", "data.dim", "data.margin"}},
       {"toy.lp", "Hou et al.'s l_p toy problem: (0, 1) -> y1, (1, 0) -> y2", {"data.y_values"}},
       {"toy.scalar",
        "one sample x = 1 with target y* (Shamir's plateau, Saxe's sigmoid)",
@@ -104,6 +108,25 @@ Dataset toy_diagonal(const std::vector<double>& lambdas, const std::vector<doubl
   for (Eigen::Index i = 0; i < m; ++i) {
     data.X(i, i) = std::sqrt(static_cast<double>(m) * lambdas[static_cast<std::size_t>(i)]);
     data.Y(0, i) = targets[static_cast<std::size_t>(i)];
+  }
+  return data;
+}
+
+Dataset separable(int samples, int dim, double margin, std::uint64_t seed) {
+  Rng rng(seed);
+  Eigen::VectorXd u(dim);
+  for (int i = 0; i < dim; ++i) u(i) = rng.normal();
+  u.normalize();
+  Dataset data;
+  data.X.resize(dim, 2 * samples);
+  data.Y.resize(1, 2 * samples);
+  for (Eigen::Index j = 0; j < data.X.cols(); ++j) {
+    const double y = j % 2 == 0 ? 1.0 : -1.0;
+    Eigen::VectorXd z(dim);
+    for (int i = 0; i < dim; ++i) z(i) = rng.normal();
+    const double along = u.dot(z);
+    data.X.col(j) = z - along * u + y * (margin + std::abs(along)) * u;
+    data.Y(0, j) = y;
   }
   return data;
 }

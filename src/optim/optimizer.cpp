@@ -226,16 +226,4 @@ std::unique_ptr<Optimizer> make_optimizer(const OptimizerSpec& spec) {
   throw std::invalid_argument("unknown optimizer '" + spec.kind + "'");
 }
 
-const Registry& schedule_registry() {
-  static const Registry registry = {
-      {"constant", "the same learning rate at every step", {}},
-  };
-  return registry;
-}
-
-double scheduled_lr(const ScheduleSpec& spec, double base_lr, long /*t*/) {
-  (void)spec;
-  return base_lr;
-}
-
 }  // namespace dln

@@ -263,7 +263,7 @@ class TestLoss final : public Probe {
     const Dataset& d = c.problem().data();
     resid_.noalias() = c.end_to_end() * d.test_X;
     resid_ -= d.test_Y;
-    out[0] = c.problem().loss().value(resid_);
+    out[0] = c.problem().loss().value(resid_, d.test_Y);
   }
 
  private:

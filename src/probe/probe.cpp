@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 
+#include "dln/probe/alignment.hpp"
 #include "dln/probe/kernel.hpp"
 #include "dln/probe/rate.hpp"
 #include "dln/probe/theory.hpp"
@@ -13,7 +14,7 @@ void per_layer(const std::string& name, const LinearNet& net, std::vector<std::s
   for (int l = 1; l <= net.depth(); ++l) out.push_back(name + "." + std::to_string(l));
 }
 
-class Loss final : public Probe {
+class LossProbe final : public Probe {
  public:
   void columns(const LinearNet&, std::vector<std::string>& out) const override {
     out.push_back("loss");
@@ -188,6 +189,13 @@ const Registry& probe_registry() {
        {}},
       {"theta_e", "theta_e.i = (W_e)_{1i}, the effective vector of a scalar-output net", {}},
       {"test_loss", "the loss of W_e on the held-out split", {}},
+      {"margin", "min_i y_i <W_prod, x_i> / prod_k ||W_k||_F (scalar output, labels -1/+1)", {}},
+      {"cos_maxmargin",
+       "<W_prod, u> / ||W_prod|| with u the max-margin direction of the data (no bias)",
+       {}},
+      {"adj_align",
+       "adj_align.l = |v_{l+1}^T u_l|, top singular vectors of adjacent layers W_l, W_{l+1}",
+       {}},
       {"error", "||Y^ - Y||_F (l2 statistics path: the distance to the least-squares fit)", {}},
       {"loglog_slope",
        "loglog_slope.loss / .error: slope of log(loss) and of log ||Y^ - Y||_F against log(step) "
@@ -203,7 +211,7 @@ const Registry& probe_registry() {
 
 std::unique_ptr<Probe> make_probe(const std::string& name, const ProbeOptions& options) {
   if (name == "basu_bound") return make_basu_bound(options.basu_kappa1, options.basu_kappa2);
-  if (name == "loss") return std::make_unique<Loss>();
+  if (name == "loss") return std::make_unique<LossProbe>();
   if (name == "fro") return std::make_unique<Fro>();
   if (name == "spectral") return std::make_unique<Spectral>();
   if (name == "ratio") return std::make_unique<Ratio>();
@@ -218,6 +226,7 @@ std::unique_ptr<Probe> make_probe(const std::string& name, const ProbeOptions& o
   if (auto p = make_kernel_probe(name, options)) return p;
   if (name == "loglog_slope") return make_loglog_slope(options.slope_window);
   if (name == "error") return make_error_probe();
+  if (auto p = make_alignment_probe(name)) return p;
   throw std::invalid_argument("unknown probe '" + name + "'");
 }
 
@@ -231,6 +240,9 @@ std::string probe_unavailable(const std::string& name, const Problem& problem,
   if (name == "test_loss" && !problem.data().has_test())
     return "probe 'test_loss' needs a held-out split (data.test_fraction for mnist_json, "
            "data.test_path for idx)";
+  if ((name == "margin" || name == "cos_maxmargin") &&
+      (problem.targets() != 1 || !(problem.data().Y.array().abs() == 1.0).all()))
+    return "probe '" + name + "' needs a scalar output with labels -1/+1";
   if ((name == "theta_e" || name == "err_eig" || name == "kernel_eig") && problem.targets() != 1)
     return "probe '" + name + "' is for scalar outputs (k = 1)";
   if (name == "kernel_eig" && problem.samples() > kKernelEigMaxSamples)

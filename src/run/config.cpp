@@ -48,14 +48,17 @@ const std::vector<KeySpec>& config_schema() {
        "Run name; `dln run` writes to runs/<name> unless --out is given.", ""},
       {"seed", T::kInt, "1", "Seed from which every random choice derives.", ""},
       {"data.source", T::kString, "",
-       "Where the data come from: synthetic.gaussian_mixture, toy.agd, toy.agd_unstable, "
-       "toy.scalar, toy.lp, npy, npz, csv, libsvm, mnist_json or idx.",
+       "Where the data come from: synthetic.gaussian_mixture, synthetic.separable, toy.agd, "
+       "toy.agd_unstable, toy.scalar, toy.lp, npy, npz, csv, libsvm, mnist_json or idx.",
        ""},
       {"data.seed", T::kInt, "(seed)", "Seed of the synthetic data or of the train/test split.",
-       "data.source=synthetic.gaussian_mixture|mnist_json"},
+       "data.source=synthetic.gaussian_mixture|synthetic.separable|mnist_json"},
       {"data.components", T::kInt, "3", "Number of Gaussian components.", kSynthetic},
-      {"data.samples", T::kInt, "400", "Samples per component.", kSynthetic},
-      {"data.dim", T::kInt, "10", "Input dimension d.", kSynthetic},
+      {"data.samples", T::kInt, "400", "Samples per component (separable: per class).",
+       kSynthetic + "|synthetic.separable"},
+      {"data.dim", T::kInt, "10", "Input dimension d.", kSynthetic + "|synthetic.separable"},
+      {"data.margin", T::kFloat, "0.5", "Every point has y <u, x> >= margin along the direction u.",
+       "data.source=synthetic.separable"},
       {"data.targets", T::kInt, "3", "Target dimension k.", kSynthetic},
       {"data.noise", T::kFloat, "0.0", "Std of Gaussian noise added to the targets.", kSynthetic},
       {"data.map_std", T::kFloat, "1.0", "Std of the entries of the target map M.", kSynthetic},
@@ -143,7 +146,8 @@ const std::vector<KeySpec>& config_schema() {
       {"init.values", T::kFloatArray, "[1.0]",
        "constant: the value of every entry, one for all layers or one per layer.",
        "init.scheme=constant"},
-      {"loss.kind", T::kString, "\"lp\"", "lp, or l2 (the same as lp with p = 2).", ""},
+      {"loss.kind", T::kString, "\"lp\"",
+       "lp; l2 (lp with p = 2); logistic or exponential (margin losses, labels -1/+1).", ""},
       {"loss.p", T::kFloat, "2.0", "Exponent p >= 1 of (1/p) sum |r|^p.", "loss.kind=lp"},
       {"loss.reduction", T::kString, "\"mean\"",
        "mean divides the sum over samples and outputs by n (samples); sum does not.", ""},
@@ -193,6 +197,10 @@ const std::vector<KeySpec>& config_schema() {
        ""},
       {"record.basu_kappa2", T::kFloat, "0.0",
        "basu_bound: kappa_2 (valid when ||W_e||_F >= kappa_2 U along the run; 0 always is).", ""},
+      {"record.data", T::kBool, "false",
+       "Also write the training data (after preprocessing) as data_X.npy (n, d) and data_Y.npy "
+       "(n, k) into the run directory, for figures of the data.",
+       ""},
       {"record.slope_window", T::kInt, "20",
        "loglog_slope: the number of most recent recorded rows the slope is fitted over.", ""},
       {"record.eigs", T::kInt, "2",
@@ -707,8 +715,9 @@ RunSpec resolve(const ConfigFile& config,
   // [data]
   DataSpec& d = spec.data;
   d.source = str("data.source");
-  one_of("data.source", {"synthetic.gaussian_mixture", "toy.agd", "toy.agd_unstable", "toy.scalar",
-                         "toy.lp", "npy", "npz", "csv", "libsvm", "mnist_json", "idx"});
+  one_of("data.source",
+         {"synthetic.gaussian_mixture", "synthetic.separable", "toy.agd", "toy.agd_unstable",
+          "toy.scalar", "toy.lp", "npy", "npz", "csv", "libsvm", "mnist_json", "idx"});
   auto required_path = [&](const std::string& key, const std::string& why) {
     if (str(key).empty()) throw fail(key, "missing required key (" + why + ")");
     return path_of(key, str(key));
@@ -742,6 +751,13 @@ RunSpec resolve(const ConfigFile& config,
     if (d.y_values.size() != d.lambdas.size())
       throw fail("data.y_values", fmt::format("has {} values for {} samples (data.lambdas)",
                                               d.y_values.size(), d.lambdas.size()));
+  } else if (d.source == "synthetic.separable") {
+    if (integer("data.seed") < 0) throw fail("data.seed", "must be >= 0");
+    d.seed = derive_seed(static_cast<std::uint64_t>(integer("data.seed")), "data");
+    d.samples = positive_int("data.samples");
+    d.dim = positive_int("data.dim");
+    d.margin = num("data.margin");
+    if (!(d.margin >= 0) || !std::isfinite(d.margin)) throw fail("data.margin", "must be >= 0");
   } else if (d.source == "toy.lp") {
     d.y_values = std::get<std::vector<double>>(r.at("data.y_values").value);
     if (d.y_values.empty()) d.y_values = {1.0, 0.25};
@@ -875,16 +891,19 @@ RunSpec resolve(const ConfigFile& config,
   }
 
   // [loss]
-  one_of("loss.kind", {"lp", "l2"});
-  spec.loss.p = str("loss.kind") == "l2" ? 2.0 : num("loss.p");
-  if (!(spec.loss.p >= 1) || !std::isfinite(spec.loss.p))
-    throw fail("loss.p", "must be >= 1 (got " + value_text(r.at("loss.p")) + ")");
+  one_of("loss.kind", {"lp", "l2", "logistic", "exponential"});
+  spec.loss.kind = str("loss.kind");
+  if (spec.loss.kind == "lp") {
+    spec.loss.p = num("loss.p");
+    if (!(spec.loss.p >= 1) || !std::isfinite(spec.loss.p))
+      throw fail("loss.p", "must be >= 1 (got " + value_text(r.at("loss.p")) + ")");
+  }
   one_of("loss.reduction", {"mean", "sum"});
   spec.loss.reduction = str("loss.reduction") == "mean" ? Reduction::kMean : Reduction::kSum;
   one_of("loss.path", {"auto", "stats", "data"});
   spec.loss.path = str("loss.path");
-  if (spec.loss.path == "stats" && spec.loss.p != 2.0)
-    throw fail("loss.path", "stats needs the l2 loss (p = 2)");
+  const bool l2 = (spec.loss.kind == "lp" || spec.loss.kind == "l2") && spec.loss.p == 2.0;
+  if (spec.loss.path == "stats" && !l2) throw fail("loss.path", "stats needs the l2 loss (p = 2)");
 
   // [optimizer]
   OptimizerSpec& o = spec.train.optimizer;
@@ -949,6 +968,7 @@ RunSpec resolve(const ConfigFile& config,
     if (spec.train.every < 1) throw fail("record.every", "must be >= 1");
   }
   spec.train.probes = strings("record.probes");
+  spec.save_data = boolean("record.data");
   std::set<std::string> seen;
   for (const auto& p : spec.train.probes) {
     if (!find_entry(probe_registry(), p)) {

@@ -55,8 +55,8 @@ std::string data_key(const RunSpec& spec) {
 }
 
 std::string loss_key(const RunSpec& spec) {
-  return fmt::format("p={};r={};path={}", spec.loss.p, static_cast<int>(spec.loss.reduction),
-                     spec.loss.path);
+  return fmt::format("kind={};p={};r={};path={}", spec.loss.kind, spec.loss.p,
+                     static_cast<int>(spec.loss.reduction), spec.loss.path);
 }
 
 std::shared_ptr<const Problem> make_problem(const RunSpec& spec,
@@ -64,8 +64,11 @@ std::shared_ptr<const Problem> make_problem(const RunSpec& spec,
   const GradientPath path = spec.loss.path == "stats"  ? GradientPath::kStats
                             : spec.loss.path == "data" ? GradientPath::kData
                                                        : GradientPath::kAuto;
-  return std::make_shared<const Problem>(std::move(data), LpLoss(spec.loss.p, spec.loss.reduction),
-                                         path);
+  const Loss loss =
+      spec.loss.kind == "logistic"      ? Loss::margin(LossKind::kLogistic, spec.loss.reduction)
+      : spec.loss.kind == "exponential" ? Loss::margin(LossKind::kExponential, spec.loss.reduction)
+                                        : Loss(spec.loss.p, spec.loss.reduction);
+  return std::make_shared<const Problem>(std::move(data), loss, path);
 }
 
 std::string number(double v) {
@@ -109,6 +112,8 @@ std::shared_ptr<const Dataset> load_data(const RunSpec& spec) {
     *data = gaussian_mixture(g);
   } else if (d.source == "toy.agd" || d.source == "toy.agd_unstable") {
     *data = toy_diagonal(d.lambdas, d.y_values);
+  } else if (d.source == "synthetic.separable") {
+    *data = separable(d.samples, d.dim, d.margin, d.seed);
   } else if (d.source == "toy.lp") {
     *data = toy_lp(d.y_values[0], d.y_values[1]);
   } else if (d.source == "toy.scalar") {
@@ -247,6 +252,12 @@ PreparedRun prepare(const RunSpec& spec, ProblemCache* cache) {
     throw spec.error_at("model.widths",
                         fmt::format("last width {} differs from the target dimension k = {}",
                                     spec.widths.back(), p.targets()));
+  if (p.loss().is_margin() && !(p.data().Y.array().abs() == 1.0).all())
+    throw spec.error_at("loss.kind", spec.loss.kind +
+                                         " is a margin loss: the targets must be labels -1 or +1 "
+                                         "(data.labels = \"pm1\" for image sources)");
+  if (auto why = schedule_unavailable(spec.train.optimizer.schedule, p); !why.empty())
+    throw spec.error_at("optimizer.schedule", why);
   if (spec.train.optimizer.kind == "agd")
     if (auto why = agd_unavailable(spec.widths, p); !why.empty())
       throw spec.error_at("optimizer.kind", why);
@@ -286,6 +297,11 @@ RunResult write_run(PreparedRun& run, const std::string& dir) {
 
   for (int l = 0; l < run.net.depth(); ++l)
     io::write_npy((root / "weights" / fmt::format("W{}.npy", l + 1)).string(), run.net.layers[l]);
+  if (run.spec.save_data) {
+    const Dataset& data = run.problem->data();
+    io::write_npy((root / "data_X.npy").string(), Eigen::MatrixXd(data.X.transpose()));
+    io::write_npy((root / "data_Y.npy").string(), Eigen::MatrixXd(data.Y.transpose()));
+  }
 
   nlohmann::ordered_json summary;
   summary["name"] = run.spec.name;

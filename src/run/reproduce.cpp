@@ -39,6 +39,11 @@ const std::vector<Reproduction>& reproductions() {
        "Hou et al.: l_4 and l_6 regression on the toy problem converge as t^{-1/(p-2)} for the "
        "shallow and the scalar-depth model; depth changes the constant",
        {"papers/hou-lp-rate/p4.toml", "papers/hou-lp-rate/p6.toml"}},
+      {"ji-telgarsky-fig1",
+       "Ji & Telgarsky Fig. 1: on separable data, logistic loss, a 4-layer and a 1-layer linear "
+       "net both converge to the max-margin separator; the deep net's layers tend to rank one "
+       "and align",
+       {"papers/ji-telgarsky-fig1/separable.toml"}},
   };
   return list;
 }

@@ -57,10 +57,9 @@ RunResult train(const Problem& problem, LinearNet& net, const TrainSpec& spec, R
   const bool continuous = optimizer->continuous();
   const long steps = continuous ? std::lround(spec.optimizer.time / spec.dt) : spec.optimizer.steps;
   const long every = continuous ? 1 : spec.every;
-  auto next_lr = [&] {
-    return continuous ? spec.dt
-                      : scheduled_lr(spec.optimizer.schedule, spec.optimizer.lr, result.steps);
-  };
+  Schedule schedule(spec.optimizer.schedule, spec.optimizer.lr);
+  schedule.reset(cache);
+  auto next_lr = [&] { return continuous ? spec.dt : schedule.next(result.steps, cache); };
 
   // The loop: step, check the stop rules on the new loss, record when due.
   result.initial_loss = cache.loss();

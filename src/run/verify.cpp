@@ -107,7 +107,7 @@ CheckResult theorem_2_2(bool quick) {
   double lo = 1e9, hi = -1e9;
   std::string orders;
   for (double p : {2.0, 4.0}) {
-    const Problem problem(data, LpLoss(p, Reduction::kMean), GradientPath::kData);
+    const Problem problem(data, Loss(p, Reduction::kMean), GradientPath::kData);
     for (int N : {2, 3, 4}) {
       std::vector<int> widths = {5};
       for (int l = 1; l < N; ++l) widths.push_back(4 + l);
@@ -150,7 +150,7 @@ CheckResult theorem_2_2(bool quick) {
 // 3. Basu Theorem 1: C_l conserved by gradient flow; under GD its drift scales as eta.
 CheckResult theorem_1(bool quick) {
   const auto data = mixture(quick ? 30 : 100, 10, 3, 1.0, false);
-  const Problem problem(data, LpLoss(2.0, Reduction::kMean));
+  const Problem problem(data, Loss(2.0, Reduction::kMean));
   const std::vector<int> widths = {10, 6, 4, 3};
   const LinearNet start = initialize(widths, {.scheme = "glorot_normal", .seed = 5});
   auto drift = [&](const LinearNet& a, const LinearNet& b) {
@@ -201,7 +201,7 @@ CheckResult theorem_1(bool quick) {
 // 4. Basu Lemma 2 / Cor. 2.1: the norm gap stays below its initial bound.
 CheckResult lemma_2(bool quick) {
   const auto data = mixture(quick ? 50 : 400, 10, 3, 1.0, false);
-  const Problem problem(data, LpLoss(2.0, Reduction::kMean));
+  const Problem problem(data, Loss(2.0, Reduction::kMean));
   LinearNet net = initialize({10, 8, 6, 4, 3}, {.scheme = "glorot_normal", .seed = 1});
   TrainSpec gd;
   gd.optimizer.lr = 1e-3;
@@ -226,7 +226,7 @@ CheckResult lemma_2(bool quick) {
 // 5. Saxe et al.: mode strengths follow the closed form.
 CheckResult saxe_modes(bool quick) {
   const auto data = mixture(quick ? 50 : 100, 6, 3, 0.3, true);
-  const Problem problem(data, LpLoss(2.0, Reduction::kMean));
+  const Problem problem(data, Loss(2.0, Reduction::kMean));
   LinearNet net =
       initialize({6, 6, 3}, {.scheme = "saxe", .strength = 1e-3, .seed = 2}, &problem.sigma_yx());
   TrainSpec gd;
@@ -258,7 +258,7 @@ CheckResult saxe_modes(bool quick) {
 // sigma_{k,2}^2 - sigma_{k,1}^2 constant (so the ratio does not tend to 1 as claimed).
 CheckResult corollary_2_4(bool quick) {
   const auto data = mixture(quick ? 50 : 100, 6, 3, 0.5, true);
-  const Problem problem(data, LpLoss(2.0, Reduction::kMean));
+  const Problem problem(data, Loss(2.0, Reduction::kMean));
   LinearNet net = initialize(
       {6, 3, 3}, {.scheme = "saxe", .strength = 0.05, .layer_gains = {2.0, 0.5}, .seed = 2},
       &problem.sigma_yx());
@@ -303,7 +303,7 @@ CheckResult corollary_2_4(bool quick) {
 // 7. From a balanced init, e2e and deep GD agree to O(eta).
 CheckResult e2e_vs_deep(bool quick) {
   const auto data = mixture(quick ? 30 : 100, 8, 3, 1.0, false);
-  const Problem problem(data, LpLoss(2.0, Reduction::kMean));
+  const Problem problem(data, Loss(2.0, Reduction::kMean));
   const std::vector<int> widths = {8, 6, 5, 3};
   const LinearNet start = initialize(widths, {.scheme = "balanced", .std = 0.1, .seed = 4});
   const double T = quick ? 0.3 : 1.0;
@@ -353,7 +353,7 @@ CheckResult agd_theorem_1(bool quick) {
       for (int i = 0; i < d; ++i) data->X.row(i) *= std::pow(0.5, i);
       data->Y = rng.normal_matrix(1, n).array().tanh().matrix();
     }
-    const Problem problem(data, LpLoss(2.0, Reduction::kMean));
+    const Problem problem(data, Loss(2.0, Reduction::kMean));
     const Eigen::MatrixXd& X = data->X;
     const Eigen::RowVectorXd Y = data->Y.row(0);
     const double nn = static_cast<double>(n);
@@ -420,7 +420,7 @@ CheckResult lp_rate(bool quick) {
   double worst = 0.0;
   std::string text;
   for (double p : {4.0, 6.0}) {
-    const Problem problem(data, LpLoss(p, Reduction::kMean));
+    const Problem problem(data, Loss(p, Reduction::kMean));
     for (const std::vector<int>& widths : {std::vector<int>{2, 1}, std::vector<int>{2, 1, 1}}) {
       InitSpec init{.scheme = "constant"};
       init.values = {widths.size() == 2 ? 0.0 : 0.1};
@@ -451,15 +451,91 @@ CheckResult lp_rate(bool quick) {
           worst <= 0.05};
 }
 
+std::shared_ptr<const Dataset> separable_plane() {
+  return std::make_shared<const Dataset>(separable(20, 2, 0.3, derive_seed(3, "data")));
+}
+
+// 10. Ji & Telgarsky: GD on separable data with the logistic loss aligns the layers (each
+// tends to rank one, adjacent singular vectors align) and W_prod with the max-margin direction.
+CheckResult layer_alignment(bool quick) {
+  const Problem problem(separable_plane(), Loss::margin(LossKind::kLogistic, Reduction::kMean));
+  const std::vector<int> widths = {2, 4, 4, 4, 1};
+  LinearNet net = initialize(widths, {.scheme = "normal", .std = 0.05, .seed = 3});
+  TrainSpec spec;
+  spec.optimizer.lr = 0.1;
+  spec.optimizer.steps = quick ? 200000 : 1000000;
+  spec.every = spec.optimizer.steps;
+  spec.probes = {"loss", "ratio", "adj_align", "cos_maxmargin"};
+  Rows rows;
+  train(problem, net, spec, &rows);
+  const auto& last = rows.rows.back();
+  double low_ratio = 1.0, low_adj = 1.0;
+  std::string ratios, adj;
+  for (int l = 1; l <= 4; ++l) {
+    const double r = last[rows.column("ratio." + std::to_string(l))];
+    low_ratio = std::min(low_ratio, r);
+    ratios += fmt::format("{}{:.4f}", ratios.empty() ? "" : ", ", r);
+    if (l < 4) {
+      const double a = last[rows.column("adj_align." + std::to_string(l))];
+      low_adj = std::min(low_adj, a);
+      adj += fmt::format("{}{:.5f}", adj.empty() ? "" : ", ", a);
+    }
+  }
+  const double cosine = last[rows.column("cos_maxmargin")];
+  return {10,
+          "Ji & Telgarsky: on separable data GD aligns the layers (||W_k||_2 / ||W_k||_F -> 1, "
+          "|v_{k+1}^T u_k| -> 1) and W_prod with the max-margin direction",
+          fmt::format("40 separable points in the plane, logistic loss, 2-4-4-4-1 from N(0, "
+                      "0.05^2), GD at eta = 0.1 for {} steps",
+                      spec.optimizer.steps),
+          fmt::format("ratios {}; adjacent alignment {}; cos_maxmargin {:.6f}; risk {:.2e}", ratios,
+                      adj, cosine, last[rows.column("loss")]),
+          "every ratio, alignment and the cosine > 0.99",
+          low_ratio > 0.99 && low_adj > 0.99 && cosine > 0.99};
+}
+
+// 11. Under the step size of Ji & Telgarsky's Assumption 3.5 the risk falls at every step.
+CheckResult adaptive_step_risk(bool quick) {
+  const Problem problem(separable_plane(), Loss::margin(LossKind::kLogistic, Reduction::kMean));
+  LinearNet net = initialize({2, 4, 1}, {.scheme = "normal", .std = 0.05, .seed = 3});
+  TrainSpec spec;
+  spec.optimizer.lr = 1.0;  // the cap of min(1 / beta(R_t), 1)
+  spec.optimizer.schedule.kind = "ji_telgarsky";
+  spec.optimizer.steps = quick ? 50000 : 200000;
+  spec.every = 1;
+  spec.probes = {"loss"};
+  Rows rows;
+  train(problem, net, spec, &rows);
+  long rises = 0;
+  for (std::size_t t = 1; t < rows.rows.size(); ++t) rises += rows.rows[t][0] > rows.rows[t - 1][0];
+  const double first = rows.rows.front()[0], final = rows.rows.back()[0];
+  return {11,
+          "Ji & Telgarsky, Assumption 3.5: with eta_t = min(1 / beta(R_t), 1) the risk falls at "
+          "every step towards 0",
+          fmt::format("the separable set of check 10, logistic loss, 2-4-1 from N(0, 0.05^2), {} "
+                      "steps",
+                      spec.optimizer.steps),
+          fmt::format("{} rises; risk {:.4f} -> {:.2e} ({:.1e} of the start)", rises, first, final,
+                      final / first),
+          "no rise, final risk < 2% of the initial",
+          rises == 0 && final < 0.02 * first};
+}
+
 }  // namespace
 
 const std::vector<VerifyCheck>& verify_checks() {
   static const std::vector<VerifyCheck> checks = {
-      {1, "steinitz-lemma-2.1", lemma_2_1}, {2, "steinitz-theorem-2.2", theorem_2_2},
-      {3, "basu-theorem-1", theorem_1},     {4, "basu-lemma-2", lemma_2},
-      {5, "saxe-modes", saxe_modes},        {6, "basu-corollary-2.4", corollary_2_4},
-      {7, "e2e-vs-deep-gd", e2e_vs_deep},   {8, "agd-theorem-1", agd_theorem_1},
+      {1, "steinitz-lemma-2.1", lemma_2_1},
+      {2, "steinitz-theorem-2.2", theorem_2_2},
+      {3, "basu-theorem-1", theorem_1},
+      {4, "basu-lemma-2", lemma_2},
+      {5, "saxe-modes", saxe_modes},
+      {6, "basu-corollary-2.4", corollary_2_4},
+      {7, "e2e-vs-deep-gd", e2e_vs_deep},
+      {8, "agd-theorem-1", agd_theorem_1},
       {9, "hou-lp-rate", lp_rate},
+      {10, "ji-telgarsky-alignment", layer_alignment},
+      {11, "ji-telgarsky-adaptive-step", adaptive_step_risk},
   };
   return checks;
 }

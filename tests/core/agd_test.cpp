@@ -27,7 +27,7 @@ Eigen::RowVectorXd predictions(const LinearNet& net, const Dataset& data) {
 //   E_{t+1/L} = (I - eta/n X^T X) E_t,  E_{t+l/L} = (I - 1/(2n) Y^ Y^T) E_{t+(l-1)/L}.
 void check_equations(std::shared_ptr<const Dataset> data, int depth, GradientPath path, double eta,
                      int steps) {
-  const Problem problem(data, LpLoss(2.0, Reduction::kMean), path);
+  const Problem problem(data, Loss(2.0, Reduction::kMean), path);
   std::vector<int> widths = {static_cast<int>(data->dim())};
   for (int l = 1; l <= depth; ++l) widths.push_back(1);
   LinearNet net = initialize(widths, {.scheme = "agd"});
@@ -77,7 +77,7 @@ TEST(Agd, EquationsFourAndSixHoldAtEverySubStep) {
     auto data = std::make_shared<Dataset>(*test::random_data(d, 1, n, 7));
     data->X /= 3.0;
     data->Y = data->Y.array().tanh().matrix();
-    const Problem probe(data, LpLoss(2.0, Reduction::kMean));
+    const Problem probe(data, Loss(2.0, Reduction::kMean));
     const double lambda_max = (data->X * data->X.transpose() / n)
                                   .selfadjointView<Eigen::Lower>()
                                   .eigenvalues()
@@ -96,7 +96,7 @@ TEST(Agd, StatsAndDataPathsAgreeAndTheLossIsReported) {
     std::vector<double> losses[2];
     LinearNet nets[2];
     for (int i = 0; i < 2; ++i) {
-      const Problem problem(data, LpLoss(2.0, Reduction::kMean),
+      const Problem problem(data, Loss(2.0, Reduction::kMean),
                             i == 0 ? GradientPath::kStats : GradientPath::kData);
       std::vector<int> widths = {6};
       for (int l = 1; l <= depth; ++l) widths.push_back(1);
@@ -110,7 +110,7 @@ TEST(Agd, StatsAndDataPathsAgreeAndTheLossIsReported) {
         losses[i].push_back(cache.loss());
         // The loss the step reports equals the loss written out.
         EXPECT_NEAR(cache.loss(),
-                    test::reference_loss(nets[i], *data, LpLoss(2.0, Reduction::kMean)),
+                    test::reference_loss(nets[i], *data, Loss(2.0, Reduction::kMean)),
                     1e-13 * std::max(1.0, cache.loss()));
       }
     }
@@ -123,18 +123,18 @@ TEST(Agd, StatsAndDataPathsAgreeAndTheLossIsReported) {
 
 TEST(Agd, RefusesNetsThatAreNotWidthOneChains) {
   const auto data = test::random_data(3, 1, 10, 1);
-  const Problem problem(data, LpLoss(2.0, Reduction::kMean));
+  const Problem problem(data, Loss(2.0, Reduction::kMean));
   EXPECT_FALSE(agd_unavailable({3, 2, 1}, problem).empty());
   EXPECT_TRUE(agd_unavailable({3, 1, 1, 1}, problem).empty());
-  const Problem l4(data, LpLoss(4.0, Reduction::kMean));
+  const Problem l4(data, Loss(4.0, Reduction::kMean));
   EXPECT_FALSE(agd_unavailable({3, 1, 1}, l4).empty());
-  const Problem sum(data, LpLoss(2.0, Reduction::kSum));
+  const Problem sum(data, Loss(2.0, Reduction::kSum));
   EXPECT_FALSE(agd_unavailable({3, 1, 1}, sum).empty());
 }
 
 TEST(RoundRobin, EachLayerStepsFromTheWeightsThePreviousLeft) {
   const auto data = test::random_data(4, 2, 15, 5);
-  const LpLoss loss(2.0, Reduction::kMean);
+  const Loss loss(2.0, Reduction::kMean);
   const Problem problem(data, loss);
   LinearNet net = test::random_net({4, 3, 5, 2}, 9);
   LinearNet expected = net;
@@ -199,7 +199,7 @@ TEST(KernelProbes, SpectraMatchExplicitJacobianKernels) {
   for (int k : {1, 2}) {
     const auto data = test::random_data(3, k, 6, 11 + k);
     for (auto path : {GradientPath::kStats, GradientPath::kData}) {
-      const Problem problem(data, LpLoss(2.0, Reduction::kMean), path);
+      const Problem problem(data, Loss(2.0, Reduction::kMean), path);
       LinearNet net = test::random_net({3, 4, 2, k}, 4);
       const double lr = 0.3, c = 1.0 / 6.0;
       std::vector<std::string> probes = {"kernel_rho"};
@@ -230,7 +230,7 @@ TEST(KernelProbes, AgdRatesGiveThePapersKernels) {
   // Under AGD, layer 1 steps with eta / a^2 and K^(1) = a^2 X^T X, so its spectrum is that of
   // I - eta/n X^T X whatever a is; a scalar layer's is I - Y^ Y^T / (2n).
   const auto data = std::make_shared<const Dataset>(toy_diagonal({1.0, 4e-4}, {1.0, 1.0}));
-  const Problem problem(data, LpLoss(2.0, Reduction::kMean));
+  const Problem problem(data, Loss(2.0, Reduction::kMean));
   LinearNet net({2, 1, 1});
   net.layers[0] << 0.3, 2.0;
   net.layers[1](0, 0) = 5.0;
@@ -252,7 +252,7 @@ TEST(KernelProbes, ErrorAlignmentAndEffectiveVector) {
   data->test_X = test::random_data(4, 1, 5, 22)->X;
   data->test_Y = test::random_data(4, 1, 5, 23)->Y;
   for (auto path : {GradientPath::kStats, GradientPath::kData}) {
-    const Problem problem(data, LpLoss(2.0, Reduction::kMean), path);
+    const Problem problem(data, Loss(2.0, Reduction::kMean), path);
     LinearNet net = test::random_net({4, 3, 1}, 8);
     const auto got =
         measure(problem, net, {"yhat_dot_err", "err_eig", "theta_e", "test_loss"}, 0.1);

@@ -12,7 +12,7 @@ namespace {
 
 TEST(StepCache, PrefixSuffixAndEndToEndAreTheChainProducts) {
   const auto data = test::random_data(4, 3, 10, 1);
-  const Problem problem(data, LpLoss(3.0, Reduction::kMean));
+  const Problem problem(data, Loss(3.0, Reduction::kMean));
   const LinearNet net = test::random_net({4, 5, 2, 6, 3}, 3);
   StepCache cache;
   cache.bind(problem, net);
@@ -32,7 +32,7 @@ TEST(StepCache, PrefixSuffixAndEndToEndAreTheChainProducts) {
 
 TEST(StepCache, SpectralNormsMatchSingularValueDecomposition) {
   const auto data = test::random_data(4, 3, 10, 1);
-  const Problem problem(data, LpLoss(2.0, Reduction::kMean));
+  const Problem problem(data, Loss(2.0, Reduction::kMean));
   const LinearNet net = test::random_net({4, 7, 2, 3}, 6);
   StepCache cache;
   cache.bind(problem, net);
@@ -53,7 +53,7 @@ TEST(StepCache, OptimumIsTheMinimumNormLeastSquaresSolution) {
   data->X = rng.normal_matrix(4, 30);
   data->X.row(3) = data->X.row(0);
   data->Y = rng.normal_matrix(2, 30);
-  const Problem problem(data, LpLoss(2.0, Reduction::kMean));
+  const Problem problem(data, Loss(2.0, Reduction::kMean));
   const Eigen::MatrixXd pinv =
       data->X.transpose().completeOrthogonalDecomposition().pseudoInverse();
   const Eigen::MatrixXd expected = data->Y * pinv.transpose();

@@ -29,7 +29,7 @@ double residual_loss(const LinearNet& net, const Dataset& data) {
 
 TEST(TinyLoss, StatsPathLossAgreesWithResidualsBelow1e20) {
   const auto data = realisable_data(5, 3, 200, 7);
-  const Problem problem(data, LpLoss(2.0, Reduction::kMean), GradientPath::kStats);
+  const Problem problem(data, Loss(2.0, Reduction::kMean), GradientPath::kStats);
   LinearNet net = initialize({5, 6, 4, 3}, InitSpec{.scheme = "balanced", .std = 1.0, .seed = 3});
   TrainSpec spec;
   spec.optimizer.lr = 0.05;
@@ -58,7 +58,7 @@ TEST(Balancedness, OneStepChangeScalesAsEtaSquared) {
   // under one GD step; fit the order from eta spanning two decades.
   const auto data = test::random_data(5, 3, 30, 2);
   for (double p : {2.0, 4.0}) {
-    const Problem problem(data, LpLoss(p, Reduction::kMean), GradientPath::kData);
+    const Problem problem(data, Loss(p, Reduction::kMean), GradientPath::kData);
     const LinearNet start = test::random_net({5, 4, 6, 3}, 8);
     auto balance = [](const LinearNet& net, int l) {
       return Eigen::MatrixXd(net.layers[l + 1].transpose() * net.layers[l + 1] -
@@ -103,7 +103,7 @@ class RowCounter final : public Recorder {
 
 TEST(Trainer, RecordsInitialStateEveryKStepsAndTheLastStep) {
   const auto data = test::random_data(3, 2, 20, 1);
-  const Problem problem(data, LpLoss(2.0, Reduction::kMean));
+  const Problem problem(data, Loss(2.0, Reduction::kMean));
   LinearNet net = test::random_net({3, 4, 2}, 1, 0.3);
   TrainSpec spec;
   spec.optimizer.lr = 0.01;
@@ -120,7 +120,7 @@ TEST(Trainer, RecordsInitialStateEveryKStepsAndTheLastStep) {
 
 TEST(Trainer, DivergingRunStopsWithStatusDiverged) {
   const auto data = test::random_data(3, 2, 20, 1);
-  const Problem problem(data, LpLoss(2.0, Reduction::kMean));
+  const Problem problem(data, Loss(2.0, Reduction::kMean));
   LinearNet net = test::random_net({3, 4, 2}, 1, 0.3);
   TrainSpec spec;
   spec.optimizer.lr = 50.0;
@@ -137,7 +137,7 @@ TEST(Trainer, DivergingRunStopsWithStatusDiverged) {
 
 TEST(Trainer, ConvergedRunStopsBelowTheTargetLoss) {
   const auto data = realisable_data(3, 2, 50, 4);
-  const Problem problem(data, LpLoss(2.0, Reduction::kMean));
+  const Problem problem(data, Loss(2.0, Reduction::kMean));
   LinearNet net = test::random_net({3, 2}, 1, 0.3);
   TrainSpec spec;
   spec.optimizer.lr = 0.1;
@@ -156,7 +156,7 @@ TEST(Optimizer, MomentumMatchesItsRecurrenceOnAQuadratic) {
   auto data = std::make_shared<Dataset>();
   data->X = Eigen::MatrixXd::Identity(2, 2);
   data->Y = (Eigen::MatrixXd(2, 2) << 1, 2, 3, 4).finished();
-  const Problem problem(data, LpLoss(2.0, Reduction::kSum), GradientPath::kData);
+  const Problem problem(data, Loss(2.0, Reduction::kSum), GradientPath::kData);
   for (const char* kind : {"momentum", "nesterov"}) {
     LinearNet net({2, 2});
     TrainSpec spec;

@@ -40,7 +40,7 @@ TEST(Gradient, LayerGradientsMatchBackpropagationForEveryLossDepthAndShape) {
         for (GradientPath path : {GradientPath::kData, GradientPath::kStats}) {
           if (path == GradientPath::kStats && p != 2.0) continue;
           const auto data = test::random_data(s.d, s.k, 17, 11);
-          const Problem problem(data, LpLoss(p, red), path);
+          const Problem problem(data, Loss(p, red), path);
           const LinearNet net = test::random_net(widths_of(s), 5);
           StepCache cache;
           cache.bind(problem, net);
@@ -65,7 +65,7 @@ TEST(Gradient, LayerGradientsMatchCentralFiniteDifferences) {
       for (GradientPath path : {GradientPath::kData, GradientPath::kStats}) {
         if (path == GradientPath::kStats && p != 2.0) continue;
         const auto data = test::random_data(s.d, s.k, 13, 3);
-        const Problem problem(data, LpLoss(p, Reduction::kMean), path);
+        const Problem problem(data, Loss(p, Reduction::kMean), path);
         LinearNet net = test::random_net(widths_of(s), 9);
         StepCache cache;
         cache.bind(problem, net);
@@ -89,7 +89,7 @@ TEST(Gradient, LayerGradientsMatchCentralFiniteDifferences) {
 TEST(Gradient, FiniteDifferenceCheckRejectsAWrongGradient) {
   // The checker itself must fail on a gradient that is slightly wrong.
   const auto data = test::random_data(4, 3, 10, 1);
-  const Problem problem(data, LpLoss(2.0, Reduction::kMean), GradientPath::kData);
+  const Problem problem(data, Loss(2.0, Reduction::kMean), GradientPath::kData);
   LinearNet net = test::random_net({4, 5, 3}, 2);
   StepCache cache;
   cache.bind(problem, net);
@@ -105,8 +105,8 @@ TEST(Gradient, FiniteDifferenceCheckRejectsAWrongGradient) {
 TEST(Gradient, StatsPathEqualsDataPathForL2) {
   for (const auto& s : shapes()) {
     const auto data = test::random_data(s.d, s.k, 40, 21);
-    const Problem stats(data, LpLoss(2.0, Reduction::kSum), GradientPath::kStats);
-    const Problem direct(data, LpLoss(2.0, Reduction::kSum), GradientPath::kData);
+    const Problem stats(data, Loss(2.0, Reduction::kSum), GradientPath::kStats);
+    const Problem direct(data, Loss(2.0, Reduction::kSum), GradientPath::kData);
     const LinearNet net = test::random_net(widths_of(s), 4);
     StepCache a, b;
     a.bind(stats, net);

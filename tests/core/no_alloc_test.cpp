@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "dln/data/synthetic.hpp"
 #include "dln/init/init.hpp"
 #include "dln/probe/probe.hpp"
 #include "dln/run/csv_recorder.hpp"
@@ -56,7 +57,7 @@ class CountingRecorder final : public Recorder {
 
 long allocations_in_training(const Problem& problem, const std::vector<int>& widths,
                              const std::string& optimizer, const std::string& only_probe = "",
-                             bool round_robin = false) {
+                             bool round_robin = false, const std::string& schedule = "constant") {
   LinearNet net =
       initialize(widths, {.scheme = optimizer == "agd" ? "agd" : "glorot_normal", .seed = 1});
   TrainSpec spec;
@@ -65,6 +66,7 @@ long allocations_in_training(const Problem& problem, const std::vector<int>& wid
   spec.optimizer.steps = 30;
   spec.optimizer.depth = 3;
   spec.optimizer.round_robin = round_robin;
+  spec.optimizer.schedule.kind = schedule;
   spec.optimizer.time = 0.3;
   spec.dt = 0.03;
   spec.every = 3;
@@ -97,9 +99,9 @@ TEST(NoAllocation, StepLoopWithEveryProbeAndOptimizerDoesNotAllocate) {
   // products go through Eigen's blocked GEMM.
   const auto small = test::random_data(10, 3, 1200, 1);
   const auto large = test::random_data(128, 1, 2000, 2);
-  const Problem stats(small, LpLoss(2.0, Reduction::kMean), GradientPath::kStats);
-  const Problem data(small, LpLoss(2.0, Reduction::kMean), GradientPath::kData);
-  const Problem lp4(large, LpLoss(4.0, Reduction::kMean), GradientPath::kData);
+  const Problem stats(small, Loss(2.0, Reduction::kMean), GradientPath::kStats);
+  const Problem data(small, Loss(2.0, Reduction::kMean), GradientPath::kData);
+  const Problem lp4(large, Loss(4.0, Reduction::kMean), GradientPath::kData);
   for (const auto& probe : probe_registry()) {
     EXPECT_EQ(allocations_in_training(stats, {10, 8, 6, 4, 3}, "gd", probe.name), 0) << probe.name;
     if (probe_unavailable(probe.name, lp4).empty()) {
@@ -114,7 +116,7 @@ TEST(NoAllocation, StepLoopWithEveryProbeAndOptimizerDoesNotAllocate) {
   scalar->test_X = test::random_data(6, 1, 10, 4)->X;
   scalar->test_Y = test::random_data(6, 1, 10, 5)->Y;
   for (auto path : {GradientPath::kStats, GradientPath::kData}) {
-    const Problem p(scalar, LpLoss(2.0, Reduction::kMean), path);
+    const Problem p(scalar, Loss(2.0, Reduction::kMean), path);
     for (const char* probe :
          {"yhat_dot_err", "err_eig", "kernel_rho", "kernel_eig", "theta_e", "test_loss"}) {
       const char* where = path == GradientPath::kStats ? " stats" : " data";
@@ -124,6 +126,13 @@ TEST(NoAllocation, StepLoopWithEveryProbeAndOptimizerDoesNotAllocate) {
     }
     EXPECT_EQ(allocations_in_training(p, {6, 4, 3, 1}, "gd", "loss", true), 0) << "round robin";
   }
+  // Separable labels, logistic loss: the alignment probes and Ji & Telgarsky's step size.
+  const auto sep = std::make_shared<const Dataset>(separable(30, 4, 0.3, 1));
+  const Problem logistic(sep, Loss::margin(LossKind::kLogistic, Reduction::kMean));
+  for (const char* probe : {"margin", "cos_maxmargin", "adj_align", "error", "loglog_slope"})
+    EXPECT_EQ(allocations_in_training(logistic, {4, 3, 3, 1}, "gd", probe), 0) << probe;
+  EXPECT_EQ(allocations_in_training(logistic, {4, 3, 1}, "gd", "loss", false, "ji_telgarsky"), 0)
+      << "ji_telgarsky";
   for (const char* opt : {"gd", "momentum", "nesterov", "adagrad", "adam"}) {
     EXPECT_EQ(allocations_in_training(stats, {10, 8, 6, 4, 3}, opt), 0) << opt << " stats";
     EXPECT_EQ(allocations_in_training(data, {10, 8, 6, 4, 3}, opt), 0) << opt << " data";

@@ -73,7 +73,7 @@ TEST(EndToEnd, ZeroMatrixKeepsOnlyTheIdentityTerms) {
 TEST(Flow, LossIsNonIncreasingAndBalancednessIsConserved) {
   const auto data = test::random_data(5, 3, 40, 3);
   for (double p : {2.0, 4.0}) {
-    const Problem problem(data, LpLoss(p, Reduction::kMean));
+    const Problem problem(data, Loss(p, Reduction::kMean));
     LinearNet net = test::random_net({5, 4, 6, 3}, 2, 0.4);
     const LinearNet start = net;
     TrainSpec spec;
@@ -106,7 +106,7 @@ TEST(Flow, EndToEndOdeIsTheLimitOfTheEndToEndUpdate) {
   // dW_e/dt = -P(W_e, grad) integrated by the solver, against the e2e update with a small rate
   // to the same time: they differ by O(eta), so halving eta halves the gap.
   const auto data = test::random_data(4, 2, 30, 6);
-  const Problem problem(data, LpLoss(2.0, Reduction::kMean));
+  const Problem problem(data, Loss(2.0, Reduction::kMean));
   const LinearNet deep = initialize({4, 5, 3, 2}, {.scheme = "balanced", .std = 0.5, .seed = 2});
   LinearNet start({4, 2});
   start.layers[0] = deep.end_to_end();
@@ -139,7 +139,7 @@ TEST(Flow, EndToEndOdeIsTheLimitOfTheEndToEndUpdate) {
 
 TEST(Saxe, InitIsBalancedAndAlignedWithTheModes) {
   const auto data = test::random_data(6, 3, 50, 4);
-  const Problem problem(data, LpLoss(2.0, Reduction::kMean));
+  const Problem problem(data, Loss(2.0, Reduction::kMean));
   const LinearNet net = initialize({6, 5, 4, 3}, {.scheme = "saxe", .strength = 0.02, .seed = 1},
                                    &problem.sigma_yx());
   // W_e = strength * sum_i u_i v_i^T over the min-width modes.

@@ -7,7 +7,7 @@
 #include <memory>
 
 #include "dln/data/dataset.hpp"
-#include "dln/loss/lp.hpp"
+#include "dln/loss/loss.hpp"
 
 namespace dln {
 
@@ -19,11 +19,11 @@ enum class GradientPath {
 
 class Problem {
  public:
-  Problem(std::shared_ptr<const Dataset> data, LpLoss loss,
+  Problem(std::shared_ptr<const Dataset> data, Loss loss,
           GradientPath path = GradientPath::kAuto);
 
   const Dataset& data() const { return *data_; }
-  const LpLoss& loss() const { return loss_; }
+  const Loss& loss() const { return loss_; }
   bool uses_stats() const { return stats_; }
   Eigen::Index dim() const { return data_->dim(); }
   Eigen::Index targets() const { return data_->targets(); }
@@ -48,7 +48,7 @@ class Problem {
 
  private:
   std::shared_ptr<const Dataset> data_;
-  LpLoss loss_;
+  Loss loss_;
   bool stats_ = false;
   Eigen::MatrixXd w_star_, sigma_xx_, sigma_yx_, factor_, mode_u_, mode_v_;
   Eigen::VectorXd mode_s_;

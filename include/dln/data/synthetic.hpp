@@ -27,6 +27,12 @@ struct GaussianMixtureSpec {
 
 Dataset gaussian_mixture(const GaussianMixtureSpec& spec);
 
+// Two linearly separable classes through the origin: per class `samples` points in R^dim with
+// labels -1/+1; z ~ N(0, I), and along a seeded unit direction u the component is replaced by
+// y (margin + |<z, u>|), so that y <u, x> >= margin for every point (the max-margin direction
+// of the sample may tilt from u; dln computes it).
+Dataset separable(int samples, int dim, double margin, std::uint64_t seed);
+
 // The AGD paper's toy sets (Sections 4.2-4.4): m samples in m dimensions, x_i = sqrt(m
 // lambda_i) e_i, so that (1/n) X^T X = diag(lambda), with targets y_i. lambda = (1, 0.01) is
 // toy.agd, (1, 4e-4) toy.agd_unstable.

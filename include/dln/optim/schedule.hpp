@@ -1,8 +1,10 @@
-// Learning-rate schedules: the rate for step t (0-based) from the base rate.
+// Learning-rate schedules: the rate of the next step from the base rate, the step count and,
+// for adaptive rules, the current weights (docs/theory.md#step-size-schedules).
 #pragma once
 
 #include <string>
 
+#include "dln/core/step_cache.hpp"
 #include "dln/registry.hpp"
 
 namespace dln {
@@ -13,7 +15,25 @@ struct ScheduleSpec {
 
 const Registry& schedule_registry();
 
-// Learning rate of step t; constant returns base_lr.
-double scheduled_lr(const ScheduleSpec& spec, double base_lr, long t);
+// Why a schedule cannot drive this problem (empty if it can).
+std::string schedule_unavailable(const ScheduleSpec& spec, const Problem& problem);
+
+class Schedule {
+ public:
+  Schedule(const ScheduleSpec& spec, double base_lr) : spec_(spec), base_(base_lr) {}
+  // Before the first step, at the initial weights.
+  void reset(StepCache& cache);
+  // The rate of step t (0-based) at the current weights.
+  double next(long t, StepCache& cache);
+
+ private:
+  double max_layer_norm(const StepCache& cache) const;
+
+  ScheduleSpec spec_;
+  double base_;
+  // ji_telgarsky: the radius R_t and the factor of beta(R) = factor R^{2L-2}.
+  double radius_ = 0.0, factor_ = 0.0;
+  int depth_ = 1;
+};
 
 }  // namespace dln

@@ -12,7 +12,7 @@
 
 #include "dln/error.hpp"
 #include "dln/init/init.hpp"
-#include "dln/loss/lp.hpp"
+#include "dln/loss/loss.hpp"
 #include "dln/run/trainer.hpp"
 
 namespace dln {
@@ -51,6 +51,7 @@ struct DataSpec {
   bool header = true;
   std::vector<double> lambdas, y_values;               // toy.agd, toy.agd_unstable
   double y_star = 1.0;                                 // toy.scalar
+  double margin = 0.5;  // synthetic.separable
   std::string label_path, test_path, test_label_path;  // idx
   std::vector<int> classes;                            // mnist_json, idx
   std::string labels = "onehot";
@@ -61,6 +62,7 @@ struct DataSpec {
 };
 
 struct LossSpec {
+  std::string kind = "lp";  // lp | l2 | logistic | exponential
   double p = 2.0;
   Reduction reduction = Reduction::kMean;
   std::string path = "auto";  // auto | stats | data
@@ -74,6 +76,7 @@ struct RunSpec {
   InitSpec init;
   LossSpec loss;
   TrainSpec train;
+  bool save_data = false;  // record.data: the training data written into the run directory
   std::string resolved_toml;                  // the fully resolved config
   std::map<std::string, ConfigValue> values;  // resolved values, for messages and sweeps
 
