@@ -520,10 +520,62 @@ def ji_telgarsky_fig1(root):
     print(f"dln: {sum(held)} of {len(held)} claims hold")
 
 
+def arora_lp(root):
+    """Depth against the shallow model's optimisers on l2 and l4 regression (Arora et al.): the
+    steps each arm needs to come within 1e-3 of the reducible loss of the depth arm with the
+    lowest final loss."""
+    held = []
+    sets = ("diabetes", "mnist")
+    fig, axes = plt.subplots(len(sets), 2, figsize=(12, 8))
+    for row, name in enumerate(sets):
+        arms = {}
+        for part, label_key in (("depth", "model.widths"), ("opt", "optimizer.kind")):
+            for r in _runs_csv(os.path.join(root, f"{name}_{part}", "best", "runs.csv")):
+                p = int(float(r["loss.p"]))
+                label = (f"depth {_depth(r[label_key])}" if part == "depth"
+                         else f"depth 1, {r[label_key]}")
+                c = _loss(root, f"{name}_{part}", "best", r["run"])
+                arms.setdefault(p, {})[label] = (c, float(r["optimizer.lr"]), r["status"])
+        for col, p in enumerate((2, 4)):
+            ax = axes[row][col]
+            runs = arms[p]
+            depth_arms = [k for k in runs if not "," in k]
+            l0 = runs["depth 1"][0]["loss"][0]
+            best = min(runs[k][0]["loss"][-1] for k in depth_arms)
+            target = best + 1e-3 * (l0 - best)
+            steps = {}
+            for label, (c, lr, status) in runs.items():
+                ax.plot(c["step"], c["loss"], "-" if "," not in label else ":",
+                        label=f"{label}, η = {lr:g}")
+                i = _first_below(c["loss"], target * (1 + 1e-12))
+                steps[label] = None if i is None else int(c["step"][i])
+            ax.axhline(target, color="gray", lw=0.7, ls="--")
+            ax.set(yscale="log", xscale="symlog", xlim=(0, None), xlabel="step", ylabel=f"l{p} loss",
+                   title=f"{name}: l{p}")
+            ax.legend(fontsize="x-small")
+            print(f"dln: {name}, l{p}: steps to loss {target:.6g} (1e-3 of the reducible loss above "
+                  f"the lowest final loss of a depth arm):")
+            for label, t in steps.items():
+                print(f"dln:   {label:<22} {t if t is not None else 'not reached'}")
+            inf = float("inf")
+            deep = min(steps[k] if steps[k] is not None else inf for k in depth_arms if k != "depth 1")
+            shallow = steps["depth 1"] if steps["depth 1"] is not None else inf
+            if p == 4:
+                held.append(_claim(f"{name}, l4: depth helps: a deeper net reaches the target in "
+                                   f"{deep} steps, the shallow one in {shallow}", deep < shallow))
+            else:
+                held.append(_claim(f"{name}, l2: depth does not help: the shallow net reaches the "
+                                   f"target in {shallow} steps, the best deeper one in {deep}",
+                                   shallow <= deep))
+    fig.tight_layout()
+    _save(fig, root, "arora_lp")
+    print(f"dln: {sum(held)} of {len(held)} claims hold")
+
+
 REPRODUCTIONS = {"basu-fig1": basu_fig1, "steinitz-fig1": steinitz_fig1, "agd-fig1": agd_fig1,
                   "agd-fig2": agd_fig2, "agd-fig3": agd_fig3, "agd-fig4": agd_fig4,
                   "hou-lp-rate": hou_lp_rate,
-                  "ji-telgarsky-fig1": ji_telgarsky_fig1}
+                  "ji-telgarsky-fig1": ji_telgarsky_fig1, "arora-lp": arora_lp}
 
 
 def main(argv=None):

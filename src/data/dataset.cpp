@@ -64,6 +64,20 @@ void standardize(Dataset& data) {
   }
 }
 
+void standardize_targets(Dataset& data) {
+  const auto n = static_cast<double>(data.samples());
+  const Eigen::VectorXd mean = data.Y.rowwise().sum() / n;
+  data.Y.colwise() -= mean;
+  if (data.has_test()) data.test_Y.colwise() -= mean;
+  for (Eigen::Index i = 0; i < data.Y.rows(); ++i) {
+    const double sd = std::sqrt(data.Y.row(i).squaredNorm() / n);
+    if (sd > 0) {
+      data.Y.row(i) /= sd;
+      if (data.has_test()) data.test_Y.row(i) /= sd;
+    }
+  }
+}
+
 Eigen::MatrixXd class_targets(const std::vector<std::size_t>& class_of, std::size_t classes,
                               bool pm1) {
   const auto n = static_cast<Eigen::Index>(class_of.size());

@@ -120,6 +120,10 @@ const std::vector<KeySpec>& config_schema() {
       {"data.subset", T::kString, "\"train\"",
        "Train on the train or the test part of the split (the other part is held out).",
        "data.source=mnist_json"},
+      {"data.standardize_targets", T::kBool, "false",
+       "Centre every target and scale it to unit variance (regression; fitted on the training "
+       "part).",
+       ""},
       {"data.standardize", T::kBool, "false", "Centre every feature and scale it to unit variance.",
        ""},
       {"data.whiten", T::kBool, "false",
@@ -836,6 +840,7 @@ RunSpec resolve(const ConfigFile& config,
     }
   }
   d.standardize = boolean("data.standardize");
+  d.standardize_targets = boolean("data.standardize_targets");
   d.whiten = boolean("data.whiten");
 
   // [model]

@@ -223,6 +223,7 @@ std::shared_ptr<const Dataset> load_data(const RunSpec& spec) {
        data->test_X.cols() != data->test_Y.cols()))
     throw spec.error_at(origin, "the held-out split does not match the shape of the training data");
   if (d.standardize) standardize(*data);
+  if (d.standardize_targets) standardize_targets(*data);
   if (d.whiten && !whiten(*data))
     throw spec.error_at("data.whiten", "cannot whiten: Sigma_xx = X X^T / n is singular");
   return data;

@@ -44,6 +44,12 @@ const std::vector<Reproduction>& reproductions() {
        "net both converge to the max-margin separator; the deep net's layers tend to rank one "
        "and align",
        {"papers/ji-telgarsky-fig1/separable.toml"}},
+      {"arora-lp",
+       "Arora et al.'s l_p experiment on real regression data (diabetes, MNIST onto one-hot): "
+       "depth 1, 2, 3 against momentum, Adagrad and Adam on the shallow model, l2 and l4, each "
+       "at its selected rate; depth helps l4 and not l2",
+       {"papers/arora-lp/diabetes_depth.toml", "papers/arora-lp/diabetes_opt.toml",
+        "papers/arora-lp/mnist_depth.toml", "papers/arora-lp/mnist_opt.toml"}},
   };
   return list;
 }

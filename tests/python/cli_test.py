@@ -557,6 +557,66 @@ probes = ["loss", "test_loss"]
             self.assertIn("bad.gz", bad.stderr)
 
 
+class Classification(unittest.TestCase):
+    def test_lp_rate_and_alignment_reproductions_print_their_claims(self):
+        with TempDir() as tmp:
+            for name, count in (("hou-lp-rate", 6), ("ji-telgarsky-fig1", 5)):
+                out = run_dln("reproduce", name, "--out", tmp / name)
+                self.assertEqual(out.returncode, 0, out.stderr)
+                claims = [l for l in out.stdout.splitlines() if l.startswith("claim:")]
+                self.assertEqual(len(claims), count, out.stdout)
+                self.assertTrue((tmp / name / "figures" / f"{name.replace('-', '_')}.png").is_file())
+            # record.data wrote the separable points the figure draws: labels -1/+1.
+            y = np.load(tmp / "ji-telgarsky-fig1" / "separable" / "deep" / "data_Y.npy")
+            x = np.load(tmp / "ji-telgarsky-fig1" / "separable" / "deep" / "data_X.npy")
+            self.assertEqual(x.shape, (40, 2))
+            self.assertEqual(sorted(set(y[:, 0])), [-1.0, 1.0])
+
+    def test_margin_losses_and_their_schedule_refuse_what_they_cannot_use(self):
+        with TempDir() as tmp:
+            cfg = write_config(tmp / "c.toml", """
+[data]
+source = "toy.lp"
+[model]
+widths = [2, 1]
+[loss]
+kind = "logistic"
+""")
+            out = run_dln("run", cfg, "--out", tmp / "o")
+            self.assertEqual(out.returncode, 2)
+            self.assertIn("loss.kind", out.stderr)
+            self.assertIn("-1 or +1", out.stderr)
+            out = run_dln("run", cfg, "--out", tmp / "o", "--set", 'loss.kind="l2"', "--set",
+                          'optimizer.schedule="ji_telgarsky"')
+            self.assertEqual(out.returncode, 2)
+            self.assertIn("optimizer.schedule", out.stderr)
+            self.assertFalse((tmp / "o").exists())
+            # Separable data with the exponential loss and the adaptive step size: the risk falls.
+            sep = write_config(tmp / "s.toml", """
+[data]
+source = "synthetic.separable"
+samples = 10
+dim = 3
+[model]
+widths = [3, 2, 1]
+[loss]
+kind = "exponential"
+[optimizer]
+lr = 1.0
+schedule = "ji_telgarsky"
+steps = 500
+[record]
+every = 1
+probes = ["loss", "margin", "cos_maxmargin"]
+""")
+            out = run_dln("run", sep, "--out", tmp / "e")
+            self.assertEqual(out.returncode, 0, out.stderr)
+            header, rows = read_metrics(tmp / "e")
+            loss = rows[:, header.index("loss")]
+            self.assertTrue(np.all(np.diff(loss) <= 0))
+            self.assertLess(loss[-1], loss[0])
+
+
 class BadInput(unittest.TestCase):
     """Each bad input: exit 2, one line on stderr naming the file and the line or key, and no
     run directory (nor a temporary one) left behind."""

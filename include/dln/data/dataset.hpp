@@ -28,6 +28,9 @@ const Registry& dataset_registry();
 // only centred. Targets are left as they are. The held-out split gets the same transform.
 void standardize(Dataset& data);
 
+// The same for the targets Y (each output centred and scaled to unit variance).
+void standardize_targets(Dataset& data);
+
 // X <- Sigma_xx^{-1/2} X with Sigma_xx = X X^T / n (the uncentred second moment, as in Saxe et
 // al.), so that X X^T / n = I afterwards (the held-out split gets the same map). Returns
 // false, changing nothing, when Sigma_xx is singular (rank < d), which cannot be whitened.

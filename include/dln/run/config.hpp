@@ -58,7 +58,7 @@ struct DataSpec {
   int per_class = 0;
   double test_fraction = 0.0;
   bool test = false;
-  bool standardize = false, whiten = false;
+  bool standardize = false, whiten = false, standardize_targets = false;
 };
 
 struct LossSpec {
