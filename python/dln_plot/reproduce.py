@@ -22,6 +22,13 @@ def _run(path):
         return columns, json.load(f)
 
 
+def _finish(fig, root, name, held):
+    """Saves the reproduction's figure and prints how many of its claims hold."""
+    fig.tight_layout()
+    _save(fig, root, name)
+    print(f"dln: {sum(held)} of {len(held)} claims hold")
+
+
 def _claim(text, holds):
     print(f"claim: {text} — {'holds' if holds else 'does not hold'}")
     return holds
@@ -121,9 +128,7 @@ def basu_fig1(root):
                        + ", ".join(f"{x:.3f}" for x in t50s) + ")", later))
     held.append(_claim("bound (17) for L = 2, 3, 4: sharper transitions (10-90% width = "
                        + ", ".join(f"{x:.3f}" for x in widths) + ")", sharper))
-    fig.tight_layout()
-    _save(fig, root, "basu_fig1")
-    print(f"dln: {sum(held)} of {len(held)} claims hold")
+    _finish(fig, root, "basu_fig1", held)
 
 
 def _runs_csv(path):
@@ -177,9 +182,7 @@ def steinitz_fig1(root):
         text = ", ".join(f"depth {d} ({by_depth[d]:.6g})" for d in ranking)
         held.append(_claim(f"{name}: Steinitz's ranking, shallow best then two layers, after the "
                            f"long phase: {text}", ranking[:2] == [1, 2]))
-    fig.tight_layout()
-    _save(fig, root, "steinitz_fig1")
-    print(f"dln: {sum(held)} of {len(held)} claims hold")
+    _finish(fig, root, "steinitz_fig1", held)
 
 
 # The AGD paper ("Faster Gradient Descent in Deep Linear Networks: the Advantage of Depth").
@@ -278,9 +281,7 @@ def agd_fig1(root):
     ax.set(yscale="log", xscale="symlog", xlim=(0, None), xlabel="iteration",
            title="standard inits, tuned rates")
     ax.legend(fontsize="x-small")
-    fig.tight_layout()
-    _save(fig, root, "agd_fig1")
-    print(f"dln: {sum(held)} of {len(held)} claims hold")
+    _finish(fig, root, "agd_fig1", held)
 
 
 def _bend(c, target):
@@ -338,9 +339,7 @@ def agd_fig2(root):
                        f"step {e1}, along that of 0.01 at step {e2}",
                        len(peaks) == 2 and e1 is not None and e2 is not None and
                        peaks[0] <= e1 < peaks[1] <= e2))
-    fig.tight_layout()
-    _save(fig, root, "agd_fig2")
-    print(f"dln: {sum(held)} of {len(held)} claims hold")
+    _finish(fig, root, "agd_fig2", held)
 
 
 def agd_fig3(root):
@@ -378,9 +377,7 @@ def agd_fig3(root):
     held.append(_claim(f"AGD at the same rate: the loss never rises ({agd_rises} rises) and every "
                        f"spectrum stays inside: max kernel_rho {rho_agd:.5f} <= 1",
                        agd_rises == 0 and rho_agd <= 1.0))
-    fig.tight_layout()
-    _save(fig, root, "agd_fig3")
-    print(f"dln: {sum(held)} of {len(held)} claims hold")
+    _finish(fig, root, "agd_fig3", held)
 
 
 def agd_fig4(root):
@@ -409,9 +406,7 @@ def agd_fig4(root):
                     f"{name}: {label} below shallow GD on {what} loss at every recorded step after "
                     f"the first ({len(bad)} exceptions of {len(gd[column]) - 1}); final "
                     f"{c[column][-1]:.5g} vs {gd[column][-1]:.5g}", not bad))
-    fig.tight_layout()
-    _save(fig, root, "agd_fig4")
-    print(f"dln: {sum(held)} of {len(held)} claims hold")
+    _finish(fig, root, "agd_fig4", held)
 
 
 def hou_lp_rate(root):
@@ -453,9 +448,7 @@ def hou_lp_rate(root):
         late = runs["scalar_depth"]["error"][-1] / runs["shallow"]["error"][-1]
         print(f"dln: l_{p}: final error ratio scalar-depth / shallow {late:.3f} (same rate, "
               f"another constant)")
-    fig.tight_layout()
-    _save(fig, root, "hou_lp_rate")
-    print(f"dln: {sum(held)} of {len(held)} claims hold")
+    _finish(fig, root, "hou_lp_rate", held)
 
 
 def _svm_direction(X, y):
@@ -515,9 +508,7 @@ def ji_telgarsky_fig1(root):
     held.append(_claim(f"deep net: the risk falls to {c['loss'][-1]:.3g} without rising ({rises} "
                        f"rises); normalised margin {c['margin'][-1]:.4f} against the SVM's "
                        f"{gamma:.4f}", rises == 0 and c["loss"][-1] < 1e-4))
-    fig.tight_layout()
-    _save(fig, root, "ji_telgarsky_fig1")
-    print(f"dln: {sum(held)} of {len(held)} claims hold")
+    _finish(fig, root, "ji_telgarsky_fig1", held)
 
 
 def arora_lp(root):
@@ -567,9 +558,7 @@ def arora_lp(root):
                 held.append(_claim(f"{name}, l2: depth does not help: the shallow net reaches the "
                                    f"target in {shallow} steps, the best deeper one in {deep}",
                                    shallow <= deep))
-    fig.tight_layout()
-    _save(fig, root, "arora_lp")
-    print(f"dln: {sum(held)} of {len(held)} claims hold")
+    _finish(fig, root, "arora_lp", held)
 
 
 REPRODUCTIONS = {"basu-fig1": basu_fig1, "steinitz-fig1": steinitz_fig1, "agd-fig1": agd_fig1,

@@ -50,32 +50,33 @@ const Registry& dataset_registry() {
   return registry;
 }
 
-void standardize(Dataset& data) {
-  const auto n = static_cast<double>(data.samples());
-  const Eigen::VectorXd mean = data.X.rowwise().sum() / n;
-  data.X.colwise() -= mean;
-  if (data.has_test()) data.test_X.colwise() -= mean;
-  for (Eigen::Index i = 0; i < data.X.rows(); ++i) {
-    const double sd = std::sqrt(data.X.row(i).squaredNorm() / n);
+namespace {
+
+// Centres every row of `train` and scales it to unit population variance (a constant row is only
+// centred); `test` (possibly empty) gets the same map.
+void standardize_rows(Eigen::MatrixXd& train, Eigen::MatrixXd& test) {
+  const auto n = static_cast<double>(train.cols());
+  const bool held_out = test.cols() > 0;
+  const Eigen::VectorXd mean = train.rowwise().sum() / n;
+  train.colwise() -= mean;
+  if (held_out) test.colwise() -= mean;
+  for (Eigen::Index i = 0; i < train.rows(); ++i) {
+    const double sd = std::sqrt(train.row(i).squaredNorm() / n);
     if (sd > 0) {
-      data.X.row(i) /= sd;
-      if (data.has_test()) data.test_X.row(i) /= sd;
+      train.row(i) /= sd;
+      if (held_out) test.row(i) /= sd;
     }
   }
 }
 
+}  // namespace
+
+void standardize(Dataset& data) {
+  standardize_rows(data.X, data.test_X);
+}
+
 void standardize_targets(Dataset& data) {
-  const auto n = static_cast<double>(data.samples());
-  const Eigen::VectorXd mean = data.Y.rowwise().sum() / n;
-  data.Y.colwise() -= mean;
-  if (data.has_test()) data.test_Y.colwise() -= mean;
-  for (Eigen::Index i = 0; i < data.Y.rows(); ++i) {
-    const double sd = std::sqrt(data.Y.row(i).squaredNorm() / n);
-    if (sd > 0) {
-      data.Y.row(i) /= sd;
-      if (data.has_test()) data.test_Y.row(i) /= sd;
-    }
-  }
+  standardize_rows(data.Y, data.test_Y);
 }
 
 Eigen::MatrixXd class_targets(const std::vector<std::size_t>& class_of, std::size_t classes,
