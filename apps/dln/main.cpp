@@ -186,6 +186,9 @@ int reproduce(const std::string& name, std::string out_dir, bool force, int jobs
 void report(const char* what, const dln::SweepOutcome& outcome, const std::string& dir) {
   std::string statuses;
   for (const auto& [s, n] : outcome.statuses) statuses += fmt::format(", {} {}", n, s);
+  if (outcome.resumed > 0)
+    statuses += fmt::format(" ({} of them finished before an interruption, not run again)",
+                            outcome.resumed);
   fmt::print("dln: {} in {:.3g} s{}\n", fmt::format(fmt::runtime(what), outcome.runs),
              outcome.seconds, statuses);
   fmt::print("dln: wrote {}\n", dir);

@@ -353,8 +353,33 @@ struct Point {
   std::vector<std::string> labels;
 };
 
+// A finished run's result from its summary.json (status, steps and the final row), for runs a
+// resumed sweep does not repeat.
+RunResult read_result(const fs::path& run_dir) {
+  const auto summary =
+      nlohmann::ordered_json::parse(io::read_file((run_dir / "summary.json").string()));
+  auto number_of = [](const nlohmann::ordered_json& v) {
+    return v.is_string() ? std::strtod(v.get<std::string>().c_str(), nullptr) : v.get<double>();
+  };
+  RunResult r;
+  const std::string status = summary.at("status").get<std::string>();
+  r.status = status == "converged"  ? RunStatus::kConverged
+             : status == "diverged" ? RunStatus::kDiverged
+                                    : RunStatus::kCompleted;
+  r.steps = summary.at("steps").get<long>();
+  r.initial_loss = number_of(summary.at("initial_loss"));
+  r.final_loss = number_of(summary.at("final_loss"));
+  for (const auto& [column, value] : summary.at("final").items()) {
+    r.columns.push_back(column);
+    r.final_row.push_back(number_of(value));
+  }
+  return r;
+}
+
 // Prepares every point (all input errors before any run), runs them on `jobs` threads into
-// `dir` (atomically), and writes runs.csv with `label_columns` before the results.
+// `dir` (atomically), and writes runs.csv with `label_columns` before the results. The runs are
+// written into DIR.partial first; a sweep that was interrupted (a killed process) and is started
+// again with the same points keeps the runs that finished there and runs only the rest.
 SweepOutcome run_points(const ConfigFile& config, const std::vector<Point>& points,
                         const std::vector<std::string>& label_columns, const std::string& dir,
                         int jobs, bool force, std::vector<RunResult>* results_out = nullptr) {
@@ -365,34 +390,55 @@ SweepOutcome run_points(const ConfigFile& config, const std::vector<Point>& poin
 
   const fs::path target = fs::absolute(dir).lexically_normal();
   if (!target.parent_path().empty()) fs::create_directories(target.parent_path());
-  const fs::path tmp = target.string() + fmt::format(".tmp-{}", ::getpid());
-  fs::remove_all(tmp);
-  fs::create_directories(tmp);
+  const fs::path tmp = target.string() + ".partial";
+  // What these runs are: every point's name and resolved config. A partial directory from an
+  // interrupted sweep is resumed only if it was started for exactly these.
+  std::string identity;
+  for (std::size_t i = 0; i < runs.size(); ++i)
+    identity += points[i].name + "\n" + runs[i].spec.resolved_toml + "\n";
+  const fs::path identity_file = tmp / "points.txt";
+  bool resuming =
+      !force && fs::exists(identity_file) && io::read_file(identity_file.string()) == identity;
+  if (!resuming) {
+    fs::remove_all(tmp);
+    fs::create_directories(tmp);
+    write_text(identity_file, identity);
+  }
 
   std::vector<RunResult> results(runs.size());
+  std::vector<std::size_t> todo;
+  SweepOutcome outcome;
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    const fs::path run_dir = tmp / points[i].name;
+    if (resuming && fs::exists(run_dir / "summary.json")) {  // summary.json is written last
+      results[i] = read_result(run_dir);
+      ++outcome.resumed;
+    } else {
+      fs::remove_all(run_dir);
+      todo.push_back(i);
+    }
+  }
   std::atomic<std::size_t> next{0};
   std::exception_ptr error;
   std::mutex error_mutex;
   auto worker = [&] {
-    for (std::size_t i; (i = next++) < runs.size();) {
+    for (std::size_t k; (k = next++) < todo.size();) {
+      const std::size_t i = todo[k];
       try {
         results[i] = write_run(runs[i], (tmp / points[i].name).string());
       } catch (...) {
         std::lock_guard lock(error_mutex);
         if (!error) error = std::current_exception();
-        next = runs.size();
+        next = todo.size();
       }
     }
   };
   const auto start = std::chrono::steady_clock::now();
   std::vector<std::thread> pool;
-  const int threads = std::clamp(jobs, 1, static_cast<int>(std::max<std::size_t>(runs.size(), 1)));
+  const int threads = std::clamp(jobs, 1, static_cast<int>(std::max<std::size_t>(todo.size(), 1)));
   for (int t = 0; t < threads; ++t) pool.emplace_back(worker);
   for (auto& t : pool) t.join();
-  if (error) {
-    fs::remove_all(tmp);
-    std::rethrow_exception(error);
-  }
+  if (error) std::rethrow_exception(error);  // the finished runs stay in DIR.partial
 
   // runs.csv: labels, status and the final metrics (wall-clock columns left out, so that the
   // table does not depend on --jobs or the machine's load).
@@ -407,7 +453,6 @@ SweepOutcome run_points(const ConfigFile& config, const std::vector<Point>& poin
   csv += ",status,steps";
   for (const auto& c : metric_columns) csv += "," + c;
   csv += "\n";
-  SweepOutcome outcome;
   for (std::size_t i = 0; i < runs.size(); ++i) {
     csv += csv_field(points[i].name);
     for (const auto& label : points[i].labels) csv += "," + csv_field(label);
@@ -423,6 +468,7 @@ SweepOutcome run_points(const ConfigFile& config, const std::vector<Point>& poin
     ++outcome.statuses[status_name(results[i].status)];
   }
   write_text(tmp / "runs.csv", csv);
+  fs::remove(identity_file);
   if (fs::exists(target)) fs::remove_all(target);
   fs::rename(tmp, target);
   outcome.runs = runs.size();

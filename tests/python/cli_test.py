@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import unittest
 from pathlib import Path
 
@@ -615,6 +616,50 @@ probes = ["loss", "margin", "cos_maxmargin"]
             loss = rows[:, header.index("loss")]
             self.assertTrue(np.all(np.diff(loss) <= 0))
             self.assertLess(loss[-1], loss[0])
+
+
+class ResumedSweep(unittest.TestCase):
+    def test_a_killed_sweep_run_again_keeps_its_finished_runs_and_the_same_table(self):
+        with TempDir() as tmp:
+            cfg = write_config(tmp / "sweep.toml", """
+[data]
+source = "synthetic.gaussian_mixture"
+[model]
+widths = [10, 8, 3]
+[loss]
+path = "data"
+[optimizer]
+steps = 4000
+[record]
+every = 1000
+probes = ["loss", "fro"]
+[sweep]
+"optimizer.lr" = [1e-4, 2e-4, 3e-4, 4e-4, 5e-4, 6e-4, 7e-4, 8e-4, 9e-4, 1e-3, 2e-3, 3e-3]
+"seed" = [1, 2]
+""")
+            whole = run_dln("sweep", cfg, "--out", tmp / "whole", "--jobs", "1")
+            self.assertEqual(whole.returncode, 0, whole.stderr)
+            # Start again elsewhere and kill the process once a few runs have finished.
+            proc = subprocess.Popen([DLN, "sweep", str(cfg), "--out", str(tmp / "cut"), "--jobs",
+                                     "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            partial = tmp / "cut.partial"
+            deadline = time.time() + 60
+            while time.time() < deadline and proc.poll() is None:
+                if len(list(partial.glob("*/summary.json"))) >= 3:
+                    break
+                time.sleep(0.01)
+            proc.kill()
+            proc.wait()
+            finished = len(list(partial.glob("*/summary.json")))
+            self.assertGreaterEqual(finished, 3)
+            self.assertLess(finished, 24, "the sweep ended before it could be interrupted")
+            self.assertFalse((tmp / "cut").exists())
+            again = run_dln("sweep", cfg, "--out", tmp / "cut", "--jobs", "2")
+            self.assertEqual(again.returncode, 0, again.stderr)
+            self.assertIn("not run again", again.stdout)
+            self.assertFalse(partial.exists())
+            self.assertEqual((tmp / "cut" / "runs.csv").read_text(),
+                             (tmp / "whole" / "runs.csv").read_text())
 
 
 class BadInput(unittest.TestCase):

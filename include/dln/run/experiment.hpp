@@ -48,6 +48,7 @@ RunResult run_atomically(PreparedRun& run, const std::string& dir, bool force);
 
 struct SweepOutcome {
   std::size_t runs = 0;
+  std::size_t resumed = 0;  // runs an interrupted sweep had finished, not run again
   std::map<std::string, std::size_t> statuses;
   double seconds = 0.0;
 };
