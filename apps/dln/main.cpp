@@ -24,6 +24,10 @@
 #include "dln/run/verify.hpp"
 #include "dln/version.hpp"
 
+#ifdef DLN_HAVE_MPI
+#include <mpi.h>
+#endif
+
 extern char** environ;
 
 namespace {
@@ -182,6 +186,46 @@ int reproduce(const std::string& name, std::string out_dir, bool force, int jobs
   return run_python({"dln_plot.reproduce", name, out_dir});
 }
 
+// Under mpirun (with an MPI build), the ranks of one sweep: MPI is started, every rank takes its
+// share of the runs, and only rank 0 reports. Outside mpirun, nothing happens.
+class MpiSweep {
+ public:
+  MpiSweep() {
+#ifdef DLN_HAVE_MPI
+    if (!std::getenv("OMPI_COMM_WORLD_SIZE") && !std::getenv("PMI_SIZE") &&
+        !std::getenv("PMIX_RANK"))
+      return;
+    int provided = 0;
+    MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided);
+    active_ = true;
+    dln::Ranks ranks;
+    MPI_Comm_rank(MPI_COMM_WORLD, &ranks.rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &ranks.size);
+    ranks.barrier = [] { MPI_Barrier(MPI_COMM_WORLD); };
+    rank_ = ranks.rank;
+    dln::set_ranks(ranks);
+#endif
+  }
+  ~MpiSweep() {
+#ifdef DLN_HAVE_MPI
+    if (!active_) return;
+    // A failure that is not the same on every rank leaves the others waiting: end them all.
+    if (std::uncaught_exceptions() > 0 && !input_error_) MPI_Abort(MPI_COMM_WORLD, 1);
+    dln::set_ranks({});
+    MPI_Finalize();
+#endif
+  }
+  MpiSweep(const MpiSweep&) = delete;
+  MpiSweep& operator=(const MpiSweep&) = delete;
+  int rank() const { return rank_; }
+  // Bad input is found by every rank alike before any run starts: they can all stop normally.
+  void input_error() { input_error_ = true; }
+
+ private:
+  bool active_ = false, input_error_ = false;
+  int rank_ = 0;
+};
+
 // "dln: ran 3 arms in 0.01 s, 3 completed" and where they went.
 void report(const char* what, const dln::SweepOutcome& outcome, const std::string& dir) {
   std::string statuses;
@@ -296,11 +340,19 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (*sweep) {
-      const auto config = dln::load_config(config_path, overrides);
-      const std::string name = dln::resolve(config).name;
-      const std::string dir = out_dir.empty() ? default_out(name) : out_dir;
-      report("swept {} runs", dln::run_sweep(config, dir, jobs, force), dir);
-      return 0;
+      MpiSweep mpi;
+      try {
+        const auto config = dln::load_config(config_path, overrides);
+        const std::string name = dln::resolve(config).name;
+        const std::string dir = out_dir.empty() ? default_out(name) : out_dir;
+        const auto outcome = dln::run_sweep(config, dir, jobs, force);
+        if (mpi.rank() == 0) report("swept {} runs", outcome, dir);
+        return 0;
+      } catch (const dln::InputError& e) {
+        mpi.input_error();
+        if (mpi.rank() != 0) return 2;  // rank 0 says it once
+        throw;
+      }
     }
     if (*plot_cmd) return plot(plot_dir);
     if (*verify_cmd) return verify(quick, check_id);

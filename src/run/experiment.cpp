@@ -353,6 +353,15 @@ struct Point {
   std::vector<std::string> labels;
 };
 
+Ranks& ranks_storage() {
+  static Ranks ranks;
+  return ranks;
+}
+
+const Ranks& current_ranks() {
+  return ranks_storage();
+}
+
 // A finished run's result from its summary.json (status, steps and the final row), for runs a
 // resumed sweep does not repeat.
 RunResult read_result(const fs::path& run_dir) {
@@ -397,27 +406,38 @@ SweepOutcome run_points(const ConfigFile& config, const std::vector<Point>& poin
   for (std::size_t i = 0; i < runs.size(); ++i)
     identity += points[i].name + "\n" + runs[i].spec.resolved_toml + "\n";
   const fs::path identity_file = tmp / "points.txt";
-  bool resuming =
-      !force && fs::exists(identity_file) && io::read_file(identity_file.string()) == identity;
-  if (!resuming) {
-    fs::remove_all(tmp);
-    fs::create_directories(tmp);
-    write_text(identity_file, identity);
-  }
-
+  const Ranks& ranks = current_ranks();
+  const bool lead = ranks.rank == 0;
   std::vector<RunResult> results(runs.size());
-  std::vector<std::size_t> todo;
   SweepOutcome outcome;
-  for (std::size_t i = 0; i < runs.size(); ++i) {
-    const fs::path run_dir = tmp / points[i].name;
-    if (resuming && fs::exists(run_dir / "summary.json")) {  // summary.json is written last
-      results[i] = read_result(run_dir);
-      ++outcome.resumed;
-    } else {
-      fs::remove_all(run_dir);
-      todo.push_back(i);
+  if (lead) {  // the first process sets up DIR.partial, the others wait for it
+    const bool resuming =
+        !force && fs::exists(identity_file) && io::read_file(identity_file.string()) == identity;
+    if (!resuming) {
+      fs::remove_all(tmp);
+      fs::create_directories(tmp);
+      write_text(identity_file, identity);
+    }
+    for (std::size_t i = 0; i < runs.size(); ++i) {
+      const fs::path run_dir = tmp / points[i].name;
+      if (resuming && fs::exists(run_dir / "summary.json")) {  // summary.json is written last
+        results[i] = read_result(run_dir);
+        ++outcome.resumed;
+      } else {
+        fs::remove_all(run_dir);
+      }
     }
   }
+  ranks.barrier();
+  // The runs still to do, shared between the processes: every size-th one.
+  std::vector<std::size_t> todo, others;
+  for (std::size_t i = 0, k = 0; i < runs.size(); ++i) {
+    if (fs::exists(tmp / points[i].name / "summary.json")) continue;
+    (k++ % static_cast<std::size_t>(ranks.size) == static_cast<std::size_t>(ranks.rank) ? todo
+                                                                                        : others)
+        .push_back(i);
+  }
+  ranks.barrier();  // every process has its list before any run adds a summary.json
   std::atomic<std::size_t> next{0};
   std::exception_ptr error;
   std::mutex error_mutex;
@@ -439,6 +459,19 @@ SweepOutcome run_points(const ConfigFile& config, const std::vector<Point>& poin
   for (int t = 0; t < threads; ++t) pool.emplace_back(worker);
   for (auto& t : pool) t.join();
   if (error) std::rethrow_exception(error);  // the finished runs stay in DIR.partial
+  // The other processes' runs, once every process is done.
+  ranks.barrier();
+  if (!lead) {
+    ranks.barrier();  // the first process writes runs.csv and renames DIR.partial to DIR
+    if (results_out) {
+      for (std::size_t i = 0; i < runs.size(); ++i)
+        results[i] = read_result(target / points[i].name);
+      *results_out = results;
+    }
+    outcome.runs = runs.size();
+    return outcome;
+  }
+  for (std::size_t i : others) results[i] = read_result(tmp / points[i].name);
 
   // runs.csv: labels, status and the final metrics (wall-clock columns left out, so that the
   // table does not depend on --jobs or the machine's load).
@@ -471,6 +504,7 @@ SweepOutcome run_points(const ConfigFile& config, const std::vector<Point>& poin
   fs::remove(identity_file);
   if (fs::exists(target)) fs::remove_all(target);
   fs::rename(tmp, target);
+  ranks.barrier();
   outcome.runs = runs.size();
   if (results_out) *results_out = results;
   outcome.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -486,9 +520,14 @@ SweepOutcome run_select(const ConfigFile& config, const std::vector<Point>& grid
                         bool force) {
   check_output_dir(dir, force);
   const fs::path target = fs::absolute(dir).lexically_normal();
-  const fs::path tmp = target.string() + fmt::format(".tmp-{}", ::getpid());
-  fs::remove_all(tmp);
-  fs::create_directories(tmp);
+  // One name for every process of a distributed sweep; the first sets it up.
+  const fs::path tmp = target.string() + ".select";
+  const Ranks& ranks = current_ranks();
+  if (ranks.rank == 0) {
+    fs::remove_all(tmp);
+    fs::create_directories(tmp);
+  }
+  ranks.barrier();
   try {
     std::vector<RunResult> results;
     SweepOutcome outcome =
@@ -533,13 +572,20 @@ SweepOutcome run_select(const ConfigFile& config, const std::vector<Point>& grid
     outcome.runs += second.runs;
     outcome.seconds += second.seconds;
     for (const auto& [s, n] : second.statuses) outcome.statuses[s] += n;
-    if (fs::exists(target)) fs::remove_all(target);
-    fs::rename(tmp, target);
+    if (ranks.rank == 0) {
+      if (fs::exists(target)) fs::remove_all(target);
+      fs::rename(tmp, target);
+    }
+    ranks.barrier();
     return outcome;
   } catch (...) {
-    fs::remove_all(tmp);
+    if (ranks.rank == 0) fs::remove_all(tmp);
     throw;
   }
+}
+
+void set_ranks(Ranks ranks) {
+  ranks_storage() = std::move(ranks);
 }
 
 SweepOutcome run_sweep(const ConfigFile& config, const std::string& dir, int jobs, bool force) {

@@ -3,6 +3,7 @@
 // atomically. Sweeps run many points on a pool of threads.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -45,6 +46,14 @@ RunResult write_run(PreparedRun& run, const std::string& dir);
 
 // write_run into a temporary sibling, then renamed to `dir` (replacing it when force is set).
 RunResult run_atomically(PreparedRun& run, const std::string& dir, bool force);
+
+// The processes a sweep is shared between (MPI ranks under mpirun): each runs every size-th
+// run still to do, and barrier() waits for all of them. The default is one process.
+struct Ranks {
+  int rank = 0, size = 1;
+  std::function<void()> barrier = [] {};
+};
+void set_ranks(Ranks ranks);
 
 struct SweepOutcome {
   std::size_t runs = 0;
