@@ -217,9 +217,13 @@ class MpiSweep {
   }
   MpiSweep(const MpiSweep&) = delete;
   MpiSweep& operator=(const MpiSweep&) = delete;
-  int rank() const { return rank_; }
+  int rank() const {
+    return rank_;
+  }
   // Bad input is found by every rank alike before any run starts: they can all stop normally.
-  void input_error() { input_error_ = true; }
+  void input_error() {
+    input_error_ = true;
+  }
 
  private:
   bool active_ = false, input_error_ = false;

@@ -109,8 +109,7 @@ TEST(Agd, StatsAndDataPathsAgreeAndTheLossIsReported) {
         agd.step(cache, nets[i], 0.3);
         losses[i].push_back(cache.loss());
         // The loss the step reports equals the loss written out.
-        EXPECT_NEAR(cache.loss(),
-                    test::reference_loss(nets[i], *data, Loss(2.0, Reduction::kMean)),
+        EXPECT_NEAR(cache.loss(), test::reference_loss(nets[i], *data, Loss(2.0, Reduction::kMean)),
                     1e-13 * std::max(1.0, cache.loss()));
       }
     }

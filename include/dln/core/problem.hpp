@@ -19,8 +19,7 @@ enum class GradientPath {
 
 class Problem {
  public:
-  Problem(std::shared_ptr<const Dataset> data, Loss loss,
-          GradientPath path = GradientPath::kAuto);
+  Problem(std::shared_ptr<const Dataset> data, Loss loss, GradientPath path = GradientPath::kAuto);
 
   const Dataset& data() const { return *data_; }
   const Loss& loss() const { return loss_; }

@@ -17,14 +17,14 @@ struct OptimizerSpec {
   std::string kind = "gd";
   double lr = 0.01;
   long steps = 1000;
-  double momentum = 0.9;            // momentum, nesterov
+  double momentum = 0.9;              // momentum, nesterov
   double beta1 = 0.9, beta2 = 0.999;  // adam
   double eps = 1e-8;                  // adam (adagrad: 1e-10 unless set)
-  bool round_robin = false;         // gd: one layer at a time, each with a fresh gradient
-  int depth = 1;                    // e2e, flow with dynamics e2e: the depth N of the update
-  std::string dynamics = "layers";  // flow: "layers" (every W_l) or "e2e" (the end-to-end ODE)
-  double time = 1.0;                // flow: end time T of the integration
-  double abs_tol = 1e-10;           // flow: error tolerances of the adaptive solver
+  bool round_robin = false;           // gd: one layer at a time, each with a fresh gradient
+  int depth = 1;                      // e2e, flow with dynamics e2e: the depth N of the update
+  std::string dynamics = "layers";    // flow: "layers" (every W_l) or "e2e" (the end-to-end ODE)
+  double time = 1.0;                  // flow: end time T of the integration
+  double abs_tol = 1e-10;             // flow: error tolerances of the adaptive solver
   double rel_tol = 1e-10;
   ScheduleSpec schedule = {};
 };

@@ -51,7 +51,7 @@ struct DataSpec {
   bool header = true;
   std::vector<double> lambdas, y_values;               // toy.agd, toy.agd_unstable
   double y_star = 1.0;                                 // toy.scalar
-  double margin = 0.5;  // synthetic.separable
+  double margin = 0.5;                                 // synthetic.separable
   std::string label_path, test_path, test_label_path;  // idx
   std::vector<int> classes;                            // mnist_json, idx
   std::string labels = "onehot";
@@ -76,8 +76,8 @@ struct RunSpec {
   InitSpec init;
   LossSpec loss;
   TrainSpec train;
-  bool save_data = false;  // record.data: the training data written into the run directory
-  std::string resolved_toml;                  // the fully resolved config
+  bool save_data = false;     // record.data: the training data written into the run directory
+  std::string resolved_toml;  // the fully resolved config
   std::map<std::string, ConfigValue> values;  // resolved values, for messages and sweeps
 
   // An InputError located at `key` (its file and line, if it came from one).
