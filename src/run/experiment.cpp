@@ -514,7 +514,7 @@ SweepOutcome run_points(const ConfigFile& config, const std::vector<Point>& poin
 }  // namespace
 
 // Grid, then the best point of each group again with the [select.then] overrides, into
-// DIR/grid and DIR/best (docs/config.md#select).
+// DIR/grid and DIR/best (docs/config.md#select-grid-search-then-the-long-run).
 SweepOutcome run_select(const ConfigFile& config, const std::vector<Point>& grid,
                         const std::vector<std::string>& columns, const std::string& dir, int jobs,
                         bool force) {
