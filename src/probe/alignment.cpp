@@ -10,7 +10,8 @@
 namespace dln {
 namespace {
 
-// margin = min_i y_i <W_prod, x_i> / prod_k ||W_k||_F (scalar output, labels -1/+1).
+// margin = min_i y_i <W_prod, x_i> / prod_k ||W_k||_F (scalar output, labels -1/+1). On the data
+// path (every margin loss) the predictions come from the step's residual, Y^ = R + Y.
 class Margin final : public Probe {
  public:
   void columns(const LinearNet&, std::vector<std::string>& out) const override {
@@ -19,7 +20,12 @@ class Margin final : public Probe {
   void bind(const StepCache& c) override { yhat_.resize(1, c.problem().samples()); }
   void measure(const StepInfo&, StepCache& c, std::span<double> out) override {
     const Dataset& d = c.problem().data();
-    yhat_.noalias() = c.end_to_end() * d.X;
+    if (c.problem().uses_stats()) {
+      yhat_.noalias() = c.end_to_end() * d.X;
+    } else {
+      yhat_ = c.residual();
+      yhat_ += d.Y;
+    }
     double low = std::numeric_limits<double>::infinity();
     for (Eigen::Index i = 0; i < yhat_.cols(); ++i) low = std::min(low, d.Y(0, i) * yhat_(0, i));
     double norms = 1.0;
