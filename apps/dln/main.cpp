@@ -273,7 +273,8 @@ int main(int argc, char** argv) {
   run->add_option("--out", out_dir, "Run directory (default runs/<name>)");
   run->add_option("--set", overrides, "Override a config key: key=value (repeatable)");
   run->add_flag("--force", force, "Overwrite an existing run directory");
-  run->add_option("--jobs", jobs, "Arms run in parallel (threads)")->check(CLI::PositiveNumber);
+  run->add_option("--jobs", jobs, "Threads: arms in parallel, or one run's passes over large data")
+      ->check(CLI::PositiveNumber);
 
   auto* sweep = app.add_subcommand("sweep", "Run the cartesian product of a config's [sweep]");
   sweep->add_option("config", config_path, "Experiment config (TOML) with a [sweep] table")
@@ -336,6 +337,7 @@ int main(int argc, char** argv) {
       }
       dln::check_output_dir(dir, force);
       auto prepared = dln::prepare(spec);
+      prepared.spec.train.threads = jobs;
       const auto result = dln::run_atomically(prepared, dir, force);
       fmt::print("dln: {} {} after {} steps: final loss {:.6g}, {:.4g} steps/s\n", spec.name,
                  dln::status_name(result.status), result.steps, result.final_loss,

@@ -39,6 +39,7 @@ void StepCache::bind(const Problem& problem, const LinearNet& net) {
   if (!problem.uses_stats()) {
     residual_.resize(k, problem.samples());
     dloss_.resize(k, problem.samples());
+    data_pass_.bind(k, problem.data().X);
   }
   if (problem.has_optimum()) {
     deviation_.resize(k, d);
@@ -111,7 +112,7 @@ double StepCache::loss() {
 
 void StepCache::compute_residual() {
   if (has(kResidual)) return;
-  residual_.noalias() = end_to_end() * problem_->data().X;
+  data_pass_.times(end_to_end(), residual_);
   residual_ -= problem_->data().Y;
   loss_ = problem_->loss().value_and_gradient(residual_, problem_->data().Y, dloss_);
   valid_ |= kResidual | kLoss;
@@ -129,7 +130,7 @@ const Eigen::MatrixXd& StepCache::e2e_gradient() {
     e2e_grad_.noalias() = problem_->stats_scale() * deviation_from_optimum() * problem_->sigma_xx();
   } else {
     compute_residual();
-    e2e_grad_.noalias() = dloss_ * problem_->data().X.transpose();
+    data_pass_.times_transposed(dloss_, e2e_grad_);
   }
   valid_ |= kE2eGrad;
   return e2e_grad_;

@@ -44,7 +44,7 @@ void AlignedGd::step(StepCache& cache, LinearNet& net, double lr) {
     if (stats) {
       z_.noalias() = wv * p.sigma_xx();
     } else {
-      z_.noalias() = wv * data.X;
+      cache.data_pass().times(w, Eigen::Map<Eigen::MatrixXd>(z_.data(), 1, z_.size()));
     }
     z_ *= a;
     carried_ = true;
@@ -55,7 +55,10 @@ void AlignedGd::step(StepCache& cache, LinearNet& net, double lr) {
     grad_ *= c * n;  // dL/dW_e = c n (W_e Sigma_xx - Sigma_yx)
   } else {
     resid_ = z_ - data.Y;
-    grad_.noalias() = c * resid_ * data.X.transpose();
+    cache.data_pass().times_transposed(
+        Eigen::Map<const Eigen::MatrixXd>(resid_.data(), 1, resid_.size()),
+        Eigen::Map<Eigen::MatrixXd>(grad_.data(), 1, grad_.size()));
+    grad_ *= c;
   }
   wv -= (lr / a) * grad_;
 
@@ -67,7 +70,7 @@ void AlignedGd::step(StepCache& cache, LinearNet& net, double lr) {
     q = n * a * z_.dot(wv);
     r = n * a * p.sigma_yx().row(0).dot(wv);
   } else {
-    z_.noalias() = wv * data.X;
+    cache.data_pass().times(w, Eigen::Map<Eigen::MatrixXd>(z_.data(), 1, z_.size()));
     z_ *= a;
     q = z_.squaredNorm();
     r = z_.dot(data.Y.row(0));

@@ -23,6 +23,8 @@ const char* status_name(RunStatus status) {
 RunResult train(const Problem& problem, LinearNet& net, const TrainSpec& spec, Recorder* recorder) {
   StepCache cache;
   cache.bind(problem, net);
+  WorkerPool pool(spec.threads);
+  cache.set_pool(&pool);
   if (trains_end_to_end(spec.optimizer)) cache.set_model_depth(spec.optimizer.depth);
   ProbeOptions probe_options = spec.probe_options;
   probe_options.optimizer = spec.optimizer.kind;

@@ -57,7 +57,8 @@ class CountingRecorder final : public Recorder {
 
 long allocations_in_training(const Problem& problem, const std::vector<int>& widths,
                              const std::string& optimizer, const std::string& only_probe = "",
-                             bool round_robin = false, const std::string& schedule = "constant") {
+                             bool round_robin = false, const std::string& schedule = "constant",
+                             int threads = 1) {
   LinearNet net =
       initialize(widths, {.scheme = optimizer == "agd" ? "agd" : "glorot_normal", .seed = 1});
   TrainSpec spec;
@@ -70,6 +71,7 @@ long allocations_in_training(const Problem& problem, const std::vector<int>& wid
   spec.optimizer.time = 0.3;
   spec.dt = 0.03;
   spec.every = 3;
+  spec.threads = threads;
   for (const auto& e : probe_registry())
     if (probe_unavailable(e.name, problem, optimizer).empty() &&
         (only_probe.empty() || e.name == only_probe))
@@ -133,6 +135,15 @@ TEST(NoAllocation, StepLoopWithEveryProbeAndOptimizerDoesNotAllocate) {
     EXPECT_EQ(allocations_in_training(logistic, {4, 3, 3, 1}, "gd", probe), 0) << probe;
   EXPECT_EQ(allocations_in_training(logistic, {4, 3, 1}, "gd", "loss", false, "ji_telgarsky"), 0)
       << "ji_telgarsky";
+  // Data large enough to be cut into slices, on two threads (the pool exists before begin()).
+  const auto wide = test::random_data(64, 4, 20000, 6);
+  const Problem sliced(wide, Loss(4.0, Reduction::kMean), GradientPath::kData);
+  EXPECT_EQ(allocations_in_training(sliced, {64, 16, 4}, "gd", "", false, "constant", 2), 0)
+      << "sliced, 2 threads";
+  const auto wide1 = test::random_data(128, 1, 20000, 7);
+  const Problem sliced1(wide1, Loss(2.0, Reduction::kMean), GradientPath::kData);
+  EXPECT_EQ(allocations_in_training(sliced1, {128, 1, 1, 1}, "agd", "", false, "constant", 2), 0)
+      << "sliced agd, 2 threads";
   for (const char* opt : {"gd", "momentum", "nesterov", "adagrad", "adam"}) {
     EXPECT_EQ(allocations_in_training(stats, {10, 8, 6, 4, 3}, opt), 0) << opt << " stats";
     EXPECT_EQ(allocations_in_training(data, {10, 8, 6, 4, 3}, opt), 0) << opt << " data";

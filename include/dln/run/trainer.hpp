@@ -28,6 +28,7 @@ struct TrainSpec {
   std::vector<std::string> probes;
   ProbeOptions probe_options;
   StopSpec stop;
+  int threads = 1;  // threads for the large passes over the data; the numbers do not depend on it
 };
 
 class Recorder {

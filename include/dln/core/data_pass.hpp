@@ -1,0 +1,69 @@
+// Products with the data matrix X (d x n, one sample per column): A X and G X^T, the two
+// passes over the data of a step on the data path. Large products are cut into column slices
+// fixed by the sizes alone and run on a WorkerPool, so the numbers are the same bit for bit
+// whatever the number of threads.
+#pragma once
+
+#include <Eigen/Core>
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace dln {
+
+// threads - 1 workers started once; run() hands out tasks without allocating.
+class WorkerPool {
+ public:
+  explicit WorkerPool(int threads);
+  ~WorkerPool();
+  WorkerPool(const WorkerPool&) = delete;
+  WorkerPool& operator=(const WorkerPool&) = delete;
+
+  int threads() const { return static_cast<int>(workers_.size()) + 1; }
+  // Calls task(ctx, i) for every i in [0, tasks) on the workers and the calling thread;
+  // returns when all have finished. task must not throw.
+  void run(int tasks, void (*task)(void*, int), void* ctx);
+
+ private:
+  void work();
+  void drain();
+
+  std::vector<std::thread> workers_;
+  std::mutex mutex_;
+  std::condition_variable wake_, done_;
+  long generation_ = 0;
+  int busy_ = 0;
+  bool stop_ = false;
+  int tasks_ = 0;
+  void (*task_)(void*, int) = nullptr;
+  void* ctx_ = nullptr;
+  std::atomic<int> next_{0};
+};
+
+class DataPass {
+ public:
+  // Products of `rows`-row matrices with X; sizes the slices and their buffers.
+  void bind(Eigen::Index rows, const Eigen::MatrixXd& X);
+  void set_pool(WorkerPool* pool) { pool_ = pool; }
+  int slices() const { return static_cast<int>(bounds_.size()) - 1; }
+
+  // out = A X (A: rows x d, out: rows x n).
+  void times(const Eigen::Ref<const Eigen::MatrixXd>& A, Eigen::Ref<Eigen::MatrixXd> out);
+  // out = G X^T (G: rows x n, out: rows x d): per-slice sums added in slice order.
+  void times_transposed(const Eigen::Ref<const Eigen::MatrixXd>& G,
+                        Eigen::Ref<Eigen::MatrixXd> out);
+
+ private:
+  void for_slices(void (*task)(void*, int), void* ctx);
+
+  const Eigen::MatrixXd* X_ = nullptr;
+  std::vector<Eigen::Index> bounds_;      // slice s is columns [bounds_[s], bounds_[s+1])
+  std::vector<Eigen::MatrixXd> partial_;  // rows x d per slice (times_transposed)
+  WorkerPool* pool_ = nullptr;
+  const Eigen::Ref<const Eigen::MatrixXd>* in_ = nullptr;
+  Eigen::Ref<Eigen::MatrixXd>* out_ = nullptr;
+};
+
+}  // namespace dln

@@ -1,0 +1,127 @@
+#include "dln/core/data_pass.hpp"
+
+#include <algorithm>
+
+namespace dln {
+
+WorkerPool::WorkerPool(int threads) {
+  for (int i = 1; i < threads; ++i) workers_.emplace_back([this] { work(); });
+}
+
+WorkerPool::~WorkerPool() {
+  {
+    std::lock_guard lock(mutex_);
+    stop_ = true;
+  }
+  wake_.notify_all();
+  for (auto& w : workers_) w.join();
+}
+
+void WorkerPool::drain() {
+  for (int i = next_.fetch_add(1); i < tasks_; i = next_.fetch_add(1)) task_(ctx_, i);
+}
+
+void WorkerPool::run(int tasks, void (*task)(void*, int), void* ctx) {
+  if (workers_.empty() || tasks <= 1) {
+    for (int i = 0; i < tasks; ++i) task(ctx, i);
+    return;
+  }
+  {
+    std::lock_guard lock(mutex_);
+    task_ = task;
+    ctx_ = ctx;
+    tasks_ = tasks;
+    next_.store(0);
+    busy_ = static_cast<int>(workers_.size());
+    ++generation_;
+  }
+  wake_.notify_all();
+  drain();
+  std::unique_lock lock(mutex_);
+  done_.wait(lock, [this] { return busy_ == 0; });
+}
+
+void WorkerPool::work() {
+  long seen = 0;
+  for (;;) {
+    {
+      std::unique_lock lock(mutex_);
+      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
+      if (stop_) return;
+      seen = generation_;
+    }
+    drain();
+    std::lock_guard lock(mutex_);
+    if (--busy_ == 0) done_.notify_one();
+  }
+}
+
+namespace {
+
+// Below this many multiply-adds a product is one call; above, slices of at least this many
+// columns each, at most kMaxSlices of them. Sizes alone decide, never the thread count.
+constexpr double kSplitWork = 1 << 21;
+constexpr Eigen::Index kMinSliceColumns = 512;
+constexpr Eigen::Index kMaxSlices = 16;
+constexpr double kMaxPartialBytes = 32.0 * (1 << 20);
+
+}  // namespace
+
+void DataPass::bind(Eigen::Index rows, const Eigen::MatrixXd& X) {
+  X_ = &X;
+  const Eigen::Index d = X.rows(), n = X.cols();
+  Eigen::Index slices = 1;
+  if (double(rows) * double(d) * double(n) >= kSplitWork) {
+    slices = std::clamp<Eigen::Index>(n / kMinSliceColumns, 1, kMaxSlices);
+    const double per_slice = 8.0 * double(rows) * double(d);
+    while (slices > 1 && per_slice * double(slices) > kMaxPartialBytes) --slices;
+  }
+  bounds_.resize(slices + 1);
+  for (Eigen::Index s = 0; s <= slices; ++s) bounds_[s] = n * s / slices;
+  partial_.assign(slices > 1 ? slices : 0, Eigen::MatrixXd(rows, d));
+}
+
+void DataPass::for_slices(void (*task)(void*, int), void* ctx) {
+  if (pool_ != nullptr) {
+    pool_->run(slices(), task, ctx);
+  } else {
+    for (int s = 0; s < slices(); ++s) task(ctx, s);
+  }
+}
+
+void DataPass::times(const Eigen::Ref<const Eigen::MatrixXd>& A, Eigen::Ref<Eigen::MatrixXd> out) {
+  if (slices() == 1) {
+    out.noalias() = A * *X_;
+    return;
+  }
+  in_ = &A;
+  out_ = &out;
+  for_slices(
+      [](void* ctx, int s) {
+        auto& self = *static_cast<DataPass*>(ctx);
+        const Eigen::Index lo = self.bounds_[s], w = self.bounds_[s + 1] - lo;
+        self.out_->middleCols(lo, w).noalias() = *self.in_ * self.X_->middleCols(lo, w);
+      },
+      this);
+}
+
+void DataPass::times_transposed(const Eigen::Ref<const Eigen::MatrixXd>& G,
+                                Eigen::Ref<Eigen::MatrixXd> out) {
+  if (slices() == 1) {
+    out.noalias() = G * X_->transpose();
+    return;
+  }
+  in_ = &G;
+  for_slices(
+      [](void* ctx, int s) {
+        auto& self = *static_cast<DataPass*>(ctx);
+        const Eigen::Index lo = self.bounds_[s], w = self.bounds_[s + 1] - lo;
+        self.partial_[s].noalias() =
+            self.in_->middleCols(lo, w) * self.X_->middleCols(lo, w).transpose();
+      },
+      this);
+  out = partial_[0];
+  for (int s = 1; s < slices(); ++s) out += partial_[s];
+}
+
+}  // namespace dln
