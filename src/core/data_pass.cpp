@@ -60,7 +60,7 @@ namespace {
 
 // Below this many multiply-adds a product is one call; above, slices of at least this many
 // columns each, at most kMaxSlices of them. Sizes alone decide, never the thread count.
-constexpr double kSplitWork = 1 << 21;
+constexpr double kSplitWork = 1 << 18;
 constexpr Eigen::Index kMinSliceColumns = 512;
 constexpr Eigen::Index kMaxSlices = 16;
 constexpr double kMaxPartialBytes = 32.0 * (1 << 20);

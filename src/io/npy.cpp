@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <bit>
 #include <cstdint>
 #include <cstring>
@@ -86,51 +87,77 @@ std::string shape_string(const std::vector<std::size_t>& shape) {
   return s + ")";
 }
 
-NpyArray parse_npy(std::string_view bytes, const std::string& name) {
+namespace {
+
+struct Header {
+  std::vector<std::size_t> shape;
+  std::size_t item = 8;  // bytes per value: 8 (float64) or 4 (float32)
+  bool fortran = false;
+  std::size_t payload = 0;  // offset of the data
+  std::size_t count() const {
+    std::size_t c = 1;
+    for (auto s : shape) c *= s;
+    return c;
+  }
+};
+
+// The fixed part is 10 (version 1) or 12 bytes; `bytes` must hold it and the header after it.
+std::size_t header_end(std::string_view bytes, const std::string& name) {
   constexpr std::string_view kMagic = "\x93NUMPY";
   if (bytes.size() < 10 || bytes.substr(0, 6) != kMagic)
     fail(name, "not a .npy file (bad magic bytes)");
   const auto major = static_cast<unsigned char>(bytes[6]);
-  std::size_t header_len = 0;
-  std::size_t offset = 0;
-  if (major == 1) {
-    header_len = static_cast<unsigned char>(bytes[8]) |
-                 (static_cast<std::size_t>(static_cast<unsigned char>(bytes[9])) << 8);
-    offset = 10;
-  } else if (major == 2 || major == 3) {
-    if (bytes.size() < 12) fail(name, "truncated .npy header");
-    for (int i = 0; i < 4; ++i)
-      header_len |= static_cast<std::size_t>(static_cast<unsigned char>(bytes[8 + i])) << (8 * i);
-    offset = 12;
-  } else {
+  if (major == 1)
+    return 10 + (static_cast<unsigned char>(bytes[8]) |
+                 (static_cast<std::size_t>(static_cast<unsigned char>(bytes[9])) << 8));
+  if (major != 2 && major != 3)
     fail(name, "unsupported .npy format version " + std::to_string(major));
-  }
-  if (bytes.size() < offset + header_len) fail(name, "truncated .npy header");
-  const std::string_view header = bytes.substr(offset, header_len);
+  if (bytes.size() < 12) fail(name, "truncated .npy header");
+  std::size_t header_len = 0;
+  for (int i = 0; i < 4; ++i)
+    header_len |= static_cast<std::size_t>(static_cast<unsigned char>(bytes[8 + i])) << (8 * i);
+  return 12 + header_len;
+}
 
+Header parse_header(std::string_view bytes, const std::string& name) {
+  const std::size_t end = header_end(bytes, name);
+  if (bytes.size() < end) fail(name, "truncated .npy header");
+  const std::size_t offset = static_cast<unsigned char>(bytes[6]) == 1 ? 10 : 12;
+  const std::string_view header = bytes.substr(offset, end - offset);
   const auto descr_text = dict_value(header, "descr", name);
   if (descr_text.empty() || descr_text.front() != '\'') fail(name, "malformed .npy dtype");
   const auto descr = descr_text.substr(1, descr_text.find('\'', 1) - 1);
-  std::size_t item = 0;
+  Header h;
   if (descr == "<f8") {
-    item = 8;
+    h.item = 8;
   } else if (descr == "<f4") {
-    item = 4;
+    h.item = 4;
   } else {
     fail(name, "dtype '" + std::string(descr) + "' is not supported (need float64 or float32)");
   }
-  const bool fortran = dict_value(header, "fortran_order", name).starts_with("True");
+  h.fortran = dict_value(header, "fortran_order", name).starts_with("True");
+  h.shape = parse_shape(dict_value(header, "shape", name), name);
+  h.payload = end;
+  return h;
+}
 
+void check_payload(const Header& h, std::size_t available, const std::string& name) {
+  if (available < h.count() * h.item)
+    fail(name, "truncated: shape " + shape_string(h.shape) + " needs " +
+                   std::to_string(h.count() * h.item) + " bytes of data, the file has " +
+                   std::to_string(available));
+}
+
+}  // namespace
+
+NpyArray parse_npy(std::string_view bytes, const std::string& name) {
+  const Header h = parse_header(bytes, name);
   NpyArray array;
-  array.shape = parse_shape(dict_value(header, "shape", name), name);
-  std::size_t count = 1;
-  for (auto s : array.shape) count *= s;
-  const std::string_view payload = bytes.substr(offset + header_len);
-  if (payload.size() < count * item)
-    fail(name, "truncated: shape " + shape_string(array.shape) + " needs " +
-                   std::to_string(count * item) + " bytes of data, the file has " +
-                   std::to_string(payload.size()));
-
+  array.shape = h.shape;
+  const std::size_t count = h.count(), item = h.item;
+  const bool fortran = h.fortran;
+  const std::string_view payload = bytes.substr(h.payload);
+  check_payload(h, payload.size(), name);
   std::vector<double> values(count);
   if (item == 8) {
     std::memcpy(values.data(), payload.data(), count * 8);
@@ -180,6 +207,46 @@ std::string read_file(const std::string& path) {
 
 NpyArray read_npy(const std::string& path) {
   return parse_npy(read_file(path), path);
+}
+
+Eigen::MatrixXd read_npy_samples(const std::string& path, std::vector<std::size_t>& shape) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    throw InputError(path, 0, "", "cannot open file (" + std::string(std::strerror(errno)) + ")");
+  std::string head(12, '\0');
+  in.read(head.data(), 12);
+  head.resize(static_cast<std::size_t>(in.gcount()));
+  const std::size_t end = header_end(head, path);
+  if (end > head.size()) {
+    head.resize(end);
+    in.read(head.data() + 12, static_cast<std::streamsize>(end - 12));
+    head.resize(12 + static_cast<std::size_t>(in.gcount()));
+  }
+  const Header h = parse_header(head, path);
+  shape = h.shape;
+  if (h.fortran && h.shape.size() > 1) {  // not the sample layout: reorder through a copy
+    in.close();
+    return read_npy(path).transposed_matrix();
+  }
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  check_payload(h, ec ? 0 : static_cast<std::size_t>(size) - h.payload, path);
+  // A C-order (n, d) array is, byte for byte, the column-major d x n matrix of its rows.
+  const std::size_t n = h.shape.empty() ? 1 : h.shape[0];
+  const std::size_t d = n == 0 ? 0 : h.count() / n;
+  Eigen::MatrixXd m(static_cast<Eigen::Index>(d), static_cast<Eigen::Index>(n));
+  if (h.item == 8) {
+    in.read(reinterpret_cast<char*>(m.data()), static_cast<std::streamsize>(h.count() * 8));
+  } else {
+    std::vector<float> chunk(1 << 16);
+    for (std::size_t done = 0; done < h.count(); done += chunk.size()) {
+      const std::size_t take = std::min(chunk.size(), h.count() - done);
+      in.read(reinterpret_cast<char*>(chunk.data()), static_cast<std::streamsize>(take * 4));
+      for (std::size_t i = 0; i < take; ++i) m.data()[done + i] = chunk[i];
+    }
+  }
+  if (!in) fail(path, "read error");
+  return m;
 }
 
 void write_npy(const std::string& path, const Eigen::MatrixXd& m) {

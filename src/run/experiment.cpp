@@ -129,10 +129,16 @@ std::shared_ptr<const Dataset> load_data(const RunSpec& spec) {
     m.per_class = d.per_class;
     *data = at_key(spec, "data.path", [&] { return load_idx_images(m); });
   } else if (d.source == "npy") {
-    const auto x = at_key(spec, "data.x", [&] { return io::read_npy(d.x); });
-    const auto y = at_key(spec, "data.y", [&] { return io::read_npy(d.y); });
-    data->X = samples_from(x, d.x, spec, "data.x");
-    data->Y = samples_from(y, d.y, spec, "data.y");
+    // Read straight into the data matrices: one copy of the data in memory.
+    for (const auto& [key, path] : {std::pair{"data.x", d.x}, {"data.y", d.y}}) {
+      std::vector<std::size_t> shape;
+      auto m = at_key(spec, key, [&] { return io::read_npy_samples(path, shape); });
+      if (shape.empty() || shape.size() > 2)
+        throw spec.error_at(key, path + " has shape " + io::shape_string(shape) +
+                                     "; expected (n, " +
+                                     (std::string(key) == "data.y" ? "k" : "d") + ")");
+      (std::string(key) == "data.x" ? data->X : data->Y) = std::move(m);
+    }
   } else if (d.source == "npz") {
     const auto arrays = at_key(spec, "data.path", [&] { return io::read_npz(d.path); });
     for (const auto& [key, name] : {std::pair{"data.x_key", d.x_key}, {"data.y_key", d.y_key}}) {

@@ -61,6 +61,23 @@ TEST(Npy, ReadsFloat64AndFloat32InCAndFortranOrder) {
   }
   // An (n, d) sample array is the d x n data matrix.
   EXPECT_EQ(io::read_npy((dir / "a.npy").string()).transposed_matrix(), expected.transpose());
+  // Read straight into the data matrix: the same matrix from every layout, and (n,) as 1 x n.
+  for (const char* name : {"a.npy", "b.npy", "c.npy"}) {
+    std::vector<std::size_t> shape;
+    EXPECT_EQ(io::read_npy_samples((dir / name).string(), shape), expected.transpose()) << name;
+    EXPECT_EQ(shape, (std::vector<std::size_t>{2, 3})) << name;
+  }
+  write_bytes(dir / "v.npy", npy_bytes("<f8", "(3,)", raw<double>({7, 8, 9})));
+  std::vector<std::size_t> shape;
+  EXPECT_EQ(io::read_npy_samples((dir / "v.npy").string(), shape),
+            (Eigen::MatrixXd(1, 3) << 7, 8, 9).finished());
+  write_bytes(dir / "short.npy", npy_bytes("<f8", "(2, 3)", raw<double>({1, 2, 3})));
+  try {
+    io::read_npy_samples((dir / "short.npy").string(), shape);
+    ADD_FAILURE() << "a truncated file was read";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("truncated"), std::string::npos) << e.what();
+  }
   fs::remove_all(dir);
 }
 

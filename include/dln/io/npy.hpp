@@ -28,6 +28,10 @@ std::string shape_string(const std::vector<std::size_t>& shape);
 // `name` is what errors say the bytes came from (a file, or a member of an .npz).
 NpyArray parse_npy(std::string_view bytes, const std::string& name);
 NpyArray read_npy(const std::string& path);
+// A sample array of shape (n, d) (or (n,): d = 1) as the d x n data matrix, read from the file
+// straight into the matrix's memory (C order; a Fortran-order file goes through a copy).
+// `shape` receives the stored shape.
+Eigen::MatrixXd read_npy_samples(const std::string& path, std::vector<std::size_t>& shape);
 
 // Writes m as a float64 C-order array of shape (rows, cols), atomically (temp + rename).
 void write_npy(const std::string& path, const Eigen::MatrixXd& m);
