@@ -31,10 +31,12 @@ test: build
 test-asan:
 	@$(MAKE) --no-print-directory PRESET=asan test
 
+# Google Benchmark cases and the PyTorch/NumPy peers on the same workloads, in one run; writes
+# the table of docs/performance.md (bench/run.py; BENCH_ARGS=--no-write to only print it).
 bench: setup
 	@cmake --preset release -DDLN_BUILD_BENCH=ON >/dev/null
-	@cmake --build build/release -j $(JOBS) --target dln_bench
-	@./build/release/bench/dln_bench
+	@cmake --build build/release -j $(JOBS) --target dln dln_bench
+	@/usr/bin/python3 bench/run.py $(BENCH_ARGS)
 
 format:
 	@clang-format -i $$(git ls-files '*.cpp' '*.hpp')

@@ -1,123 +1,107 @@
-// Microbenchmarks of the step loop on the workloads of docs/performance.md. Each runs whole
-// GD steps (gradient, update, loss at the new weights) through the public engine API.
+// The step loop on the workloads of docs/performance.md (bench/configs/*.toml), through the same
+// config -> PreparedRun path as `dln run`. Each case runs whole steps (gradient, update, loss at
+// the new weights, and the recorded probes where the workload records) and reports us_per_step.
+// bench/run.py runs these next to the PyTorch peers in bench/peers/ and writes the table.
 #include <benchmark/benchmark.h>
 
-#include "dln/data/synthetic.hpp"
-#include "dln/init/init.hpp"
+#include <map>
+#include <string>
+#include <vector>
+
+#include "dln/core/data_pass.hpp"
 #include "dln/optim/optimizer.hpp"
 #include "dln/probe/probe.hpp"
-#include "dln/rng.hpp"
+#include "dln/run/config.hpp"
+#include "dln/run/experiment.hpp"
 
 namespace {
 
-std::shared_ptr<const dln::Dataset> basu_mixture() {
-  static const auto data = std::make_shared<const dln::Dataset>(dln::gaussian_mixture({}));
-  return data;
+// One prepared run per config and override set, kept for the whole process (data built once).
+dln::PreparedRun& prepared(const std::string& name, const std::vector<std::string>& overrides) {
+  static std::map<std::string, dln::PreparedRun> runs;
+  std::string key = name;
+  for (const auto& o : overrides) key += " " + o;
+  auto it = runs.find(key);
+  if (it == runs.end()) {
+    const auto config =
+        dln::load_config(std::string(DLN_BENCH_CONFIGS) + "/" + name + ".toml", overrides);
+    it = runs.emplace(key, dln::prepare(dln::resolve(config))).first;
+  }
+  return it->second;
 }
 
-std::shared_ptr<const dln::Dataset> lp4_data() {
-  static const auto data = [] {
-    dln::Rng rng(1);
-    auto d = std::make_shared<dln::Dataset>();
-    d->X = rng.normal_matrix(128, 13910);
-    d->Y = rng.normal_matrix(1, 13910);
-    return std::shared_ptr<const dln::Dataset>(d);
-  }();
-  return data;
-}
-
-// Scalar regression at the size of the AGD paper's MNIST 3-vs-8 set: d = 784, n = 11,982,
-// pixel-like inputs in [0, 1] and labels -1/+1.
-std::shared_ptr<const dln::Dataset> agd_data() {
-  static const auto data = [] {
-    dln::Rng rng(2);
-    auto d = std::make_shared<dln::Dataset>();
-    d->X.resize(784, 11982);
-    for (Eigen::Index j = 0; j < d->X.cols(); ++j)
-      for (Eigen::Index i = 0; i < d->X.rows(); ++i) d->X(i, j) = rng.uniform();
-    d->Y.resize(1, 11982);
-    for (Eigen::Index j = 0; j < d->Y.cols(); ++j) d->Y(0, j) = rng.uniform() < 0.5 ? -1.0 : 1.0;
-    return std::shared_ptr<const dln::Dataset>(d);
-  }();
-  return data;
-}
-
-void run_steps(benchmark::State& state, const dln::Problem& problem, const std::vector<int>& widths,
-               double lr, std::vector<std::string> probes, const std::string& kind = "gd") {
-  dln::LinearNet net =
-      dln::initialize(widths, {.scheme = kind == "agd" ? "agd" : "glorot_normal", .seed = 1});
+void run_steps(benchmark::State& state, const std::string& name, bool record,
+               const std::vector<std::string>& overrides = {}) {
+  const dln::PreparedRun& run = prepared(name, overrides);
+  const dln::Problem& problem = *run.problem;
+  dln::LinearNet net = run.net;  // every repetition from the config's initial weights
+  const auto& spec = run.spec.train;
   dln::StepCache cache;
   cache.bind(problem, net);
-  dln::ProbeSet probe_set(probes, cache);
-  std::vector<double> row(probe_set.columns().size());
-  auto gd = dln::make_optimizer({.kind = kind, .lr = lr});
-  gd->reset(net, problem);
+  dln::WorkerPool pool(static_cast<int>(state.range(0)));
+  cache.set_pool(&pool);
+  dln::ProbeSet probes(record ? spec.probes : std::vector<std::string>{}, cache,
+                       spec.probe_options);
+  std::vector<double> row(probes.columns().size());
+  auto optimizer = dln::make_optimizer(spec.optimizer);
+  optimizer->reset(net, problem);
   dln::StepInfo info;
   for (auto _ : state) {
-    gd->step(cache, net, lr);
+    optimizer->step(cache, net, spec.optimizer.lr);
     benchmark::DoNotOptimize(cache.loss());
-    if (!probes.empty()) probe_set.measure(info, cache, row);
+    if (record) probes.measure(info, cache, row);
   }
   state.counters["us_per_step"] = benchmark::Counter(
       static_cast<double>(state.iterations()),
       benchmark::Counter::kIsRate | benchmark::Counter::kInvert, benchmark::Counter::kIs1000);
+  state.counters["threads"] = static_cast<double>(pool.threads());
 }
 
-// W1: Basu's mixture, 10-8-6-4-3, l2 (sufficient statistics), GD.
-void BM_SmallL2Stats(benchmark::State& state) {
-  const dln::Problem problem(basu_mixture(), dln::Loss(2.0, dln::Reduction::kMean));
-  run_steps(state, problem, {10, 8, 6, 4, 3}, 1e-3, {});
+// W1 (a): the step alone; (b): loss, fro and balance recorded every step.
+void BM_W1_Step(benchmark::State& s) {
+  run_steps(s, "w1_small", false);
 }
-void BM_SmallL2StatsWithProbes(benchmark::State& state) {
-  const dln::Problem problem(basu_mixture(), dln::Loss(2.0, dln::Reduction::kMean));
-  run_steps(state, problem, {10, 8, 6, 4, 3}, 1e-3, {"loss", "fro", "balance"});
+void BM_W1_StepRecording(benchmark::State& s) {
+  run_steps(s, "w1_small", true);
 }
-// The same through the residual (the data touched twice per step).
-void BM_SmallL2Data(benchmark::State& state) {
-  const dln::Problem problem(basu_mixture(), dln::Loss(2.0, dln::Reduction::kMean),
-                             dln::GradientPath::kData);
-  run_steps(state, problem, {10, 8, 6, 4, 3}, 1e-3, {});
+// W1 through the residual (the 1200 samples touched twice per step) instead of the statistics.
+void BM_W1_StepDataPath(benchmark::State& s) {
+  run_steps(s, "w1_small", false, {"loss.path=data"});
 }
-// W2: n = 13910, d = 128, scalar target, 128-100-100-1, l4, GD.
-void BM_Lp4(benchmark::State& state) {
-  const dln::Problem problem(lp4_data(), dln::Loss(4.0, dln::Reduction::kMean));
-  run_steps(state, problem, {128, 100, 100, 1}, 1e-6, {});
+// W2: l4 on n = 13,910, d = 128.
+void BM_W2_Lp4(benchmark::State& s) {
+  run_steps(s, "w2_lp4", false);
 }
-
-// W4: AGD at depth 8 against shallow GD on the same d = 784, n = 11,982 data, on the
-// sufficient statistics (l2's default) and through the data.
-void agd_vs_gd(benchmark::State& state, const std::string& kind, int depth,
-               dln::GradientPath path) {
-  static const dln::Problem stats(agd_data(), dln::Loss(2.0, dln::Reduction::kMean),
-                                  dln::GradientPath::kStats);
-  static const dln::Problem data(agd_data(), dln::Loss(2.0, dln::Reduction::kMean),
-                                 dln::GradientPath::kData);
-  std::vector<int> widths = {784};
-  for (int l = 0; l < depth; ++l) widths.push_back(1);
-  run_steps(state, path == dln::GradientPath::kStats ? stats : data, widths, 1e-3, {}, kind);
+// W4: AGD at depth 8 and shallow GD on the same data; sufficient statistics (l2's default) and
+// through the data.
+void BM_W4_Agd(benchmark::State& s) {
+  run_steps(s, "w4_agd", false);
 }
-void BM_AgdDepth8Stats(benchmark::State& s) {
-  agd_vs_gd(s, "agd", 8, dln::GradientPath::kStats);
+void BM_W4_ShallowGd(benchmark::State& s) {
+  run_steps(s, "w4_shallow", false);
 }
-void BM_ShallowGdStats(benchmark::State& s) {
-  agd_vs_gd(s, "gd", 1, dln::GradientPath::kStats);
+void BM_W4_AgdDataPath(benchmark::State& s) {
+  run_steps(s, "w4_agd", false, {"loss.path=data"});
 }
-void BM_AgdDepth8Data(benchmark::State& s) {
-  agd_vs_gd(s, "agd", 8, dln::GradientPath::kData);
+void BM_W4_ShallowGdDataPath(benchmark::State& s) {
+  run_steps(s, "w4_shallow", false, {"loss.path=data"});
 }
-void BM_ShallowGdData(benchmark::State& s) {
-  agd_vs_gd(s, "gd", 1, dln::GradientPath::kData);
+// W5: MNIST onto one-hot targets, l4, 784 -> 256 -> 10.
+void BM_W5_OnehotLp4(benchmark::State& s) {
+  run_steps(s, "w5_onehot_lp4", false);
 }
-
-BENCHMARK(BM_SmallL2Stats);
-BENCHMARK(BM_SmallL2StatsWithProbes);
-BENCHMARK(BM_SmallL2Data);
-BENCHMARK(BM_Lp4)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_AgdDepth8Stats)->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_ShallowGdStats)->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_AgdDepth8Data)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_ShallowGdData)->Unit(benchmark::kMillisecond);
 
 }  // namespace
+
+// The argument is the number of threads of the run's passes over the data.
+BENCHMARK(BM_W1_Step)->Arg(1)->UseRealTime();
+BENCHMARK(BM_W1_StepRecording)->Arg(1)->UseRealTime();
+BENCHMARK(BM_W1_StepDataPath)->Arg(1)->UseRealTime();
+BENCHMARK(BM_W2_Lp4)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_W4_Agd)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_W4_ShallowGd)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_W4_AgdDataPath)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_W4_ShallowGdDataPath)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_W5_OnehotLp4)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 BENCHMARK_MAIN();

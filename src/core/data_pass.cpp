@@ -11,7 +11,7 @@ WorkerPool::WorkerPool(int threads) {
 WorkerPool::~WorkerPool() {
   {
     std::lock_guard lock(mutex_);
-    stop_ = true;
+    stop_.store(true);
   }
   wake_.notify_all();
   for (auto& w : workers_) w.join();
@@ -21,47 +21,65 @@ void WorkerPool::drain() {
   for (int i = next_.fetch_add(1); i < tasks_; i = next_.fetch_add(1)) task_(ctx_, i);
 }
 
+namespace {
+
+inline void relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#endif
+}
+
+constexpr int kSpins = 1 << 15;  // about 0.1 to 1 ms of pause instructions
+
+}  // namespace
+
 void WorkerPool::run(int tasks, void (*task)(void*, int), void* ctx) {
   if (workers_.empty() || tasks <= 1) {
     for (int i = 0; i < tasks; ++i) task(ctx, i);
     return;
   }
+  task_ = task;
+  ctx_ = ctx;
+  tasks_ = tasks;
+  next_.store(0);
+  busy_.store(static_cast<int>(workers_.size()));
   {
+    // Under the mutex, so that a worker about to sleep either sees the new generation or is
+    // woken by the notification.
     std::lock_guard lock(mutex_);
-    task_ = task;
-    ctx_ = ctx;
-    tasks_ = tasks;
-    next_.store(0);
-    busy_ = static_cast<int>(workers_.size());
-    ++generation_;
+    generation_.fetch_add(1, std::memory_order_release);
   }
   wake_.notify_all();
   drain();
-  std::unique_lock lock(mutex_);
-  done_.wait(lock, [this] { return busy_ == 0; });
+  while (busy_.load(std::memory_order_acquire) != 0) relax();
 }
 
 void WorkerPool::work() {
   long seen = 0;
   for (;;) {
-    {
+    int spins = 0;
+    while (generation_.load(std::memory_order_acquire) == seen && !stop_.load()) {
+      if (++spins < kSpins) {
+        relax();
+        continue;
+      }
       std::unique_lock lock(mutex_);
-      wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
-      if (stop_) return;
-      seen = generation_;
+      wake_.wait(lock, [&] { return stop_.load() || generation_.load() != seen; });
     }
+    if (stop_.load()) return;
+    seen = generation_.load(std::memory_order_acquire);
     drain();
-    std::lock_guard lock(mutex_);
-    if (--busy_ == 0) done_.notify_one();
+    busy_.fetch_sub(1, std::memory_order_acq_rel);
   }
 }
 
 namespace {
 
-// Below this many multiply-adds a product is one call; above, slices of at least this many
-// columns each, at most kMaxSlices of them. Sizes alone decide, never the thread count.
-constexpr double kSplitWork = 1 << 18;
-constexpr Eigen::Index kMinSliceColumns = 512;
+// A product of at least two slices' work is cut into slices of at least kSliceWork
+// multiply-adds and kMinSliceColumns columns, at most kMaxSlices of them. Sizes alone decide,
+// never the thread count.
+constexpr double kSliceWork = 1 << 17;
+constexpr Eigen::Index kMinSliceColumns = 64;
 constexpr Eigen::Index kMaxSlices = 16;
 constexpr double kMaxPartialBytes = 32.0 * (1 << 20);
 
@@ -71,8 +89,11 @@ void DataPass::bind(Eigen::Index rows, const Eigen::MatrixXd& X) {
   X_ = &X;
   const Eigen::Index d = X.rows(), n = X.cols();
   Eigen::Index slices = 1;
-  if (double(rows) * double(d) * double(n) >= kSplitWork) {
-    slices = std::clamp<Eigen::Index>(n / kMinSliceColumns, 1, kMaxSlices);
+  const double work = double(rows) * double(d) * double(n);
+  if (work >= 2 * kSliceWork) {
+    slices = std::clamp<Eigen::Index>(
+        std::min(static_cast<Eigen::Index>(work / kSliceWork), n / kMinSliceColumns), 1,
+        kMaxSlices);
     const double per_slice = 8.0 * double(rows) * double(d);
     while (slices > 1 && per_slice * double(slices) > kMaxPartialBytes) --slices;
   }

@@ -40,6 +40,9 @@ void StepCache::bind(const Problem& problem, const LinearNet& net) {
     residual_.resize(k, problem.samples());
     dloss_.resize(k, problem.samples());
     data_pass_.bind(k, problem.data().X);
+  } else {
+    sigma_pass_.bind(k, problem.sigma_xx());
+    factor_pass_.bind(k, problem.sigma_factor());
   }
   if (problem.has_optimum()) {
     deviation_.resize(k, d);
@@ -100,7 +103,7 @@ double StepCache::loss() {
   if (has(kLoss)) return loss_;
   if (problem_->uses_stats()) {
     // Cancellation-free: a sum of squares plus the constant floor (docs/theory.md).
-    deviation_factor_.noalias() = deviation_from_optimum() * problem_->sigma_factor();
+    factor_pass_.times(deviation_from_optimum(), deviation_factor_);
     loss_ =
         0.5 * problem_->stats_scale() * deviation_factor_.squaredNorm() + problem_->loss_floor();
   } else {
@@ -127,7 +130,8 @@ const Eigen::MatrixXd& StepCache::residual() {
 const Eigen::MatrixXd& StepCache::e2e_gradient() {
   if (has(kE2eGrad)) return e2e_grad_;
   if (problem_->uses_stats()) {
-    e2e_grad_.noalias() = problem_->stats_scale() * deviation_from_optimum() * problem_->sigma_xx();
+    sigma_pass_.times(deviation_from_optimum(), e2e_grad_);
+    e2e_grad_ *= problem_->stats_scale();
   } else {
     compute_residual();
     data_pass_.times_transposed(dloss_, e2e_grad_);

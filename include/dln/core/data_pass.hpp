@@ -13,7 +13,9 @@
 
 namespace dln {
 
-// threads - 1 workers started once; run() hands out tasks without allocating.
+// threads - 1 workers started once; run() hands out tasks without allocating. Between tasks a
+// worker spins briefly before it sleeps, since a step's passes come microseconds apart and
+// waking a sleeping thread costs tens of microseconds.
 class WorkerPool {
  public:
   explicit WorkerPool(int threads);
@@ -32,10 +34,10 @@ class WorkerPool {
 
   std::vector<std::thread> workers_;
   std::mutex mutex_;
-  std::condition_variable wake_, done_;
-  long generation_ = 0;
-  int busy_ = 0;
-  bool stop_ = false;
+  std::condition_variable wake_;
+  std::atomic<long> generation_{0};
+  std::atomic<int> busy_{0};
+  std::atomic<bool> stop_{false};
   int tasks_ = 0;
   void (*task_)(void*, int) = nullptr;
   void* ctx_ = nullptr;

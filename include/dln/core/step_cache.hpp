@@ -52,7 +52,13 @@ class StepCache {
   // Products with the data (data path; bound to k-row matrices). A pool set here runs the
   // large ones on several threads; the numbers do not depend on it.
   DataPass& data_pass() { return data_pass_; }
-  void set_pool(WorkerPool* pool) { data_pass_.set_pool(pool); }
+  // Products with Sigma_xx (stats path; k-row matrices), on the same pool.
+  DataPass& sigma_pass() { return sigma_pass_; }
+  void set_pool(WorkerPool* pool) {
+    data_pass_.set_pool(pool);
+    sigma_pass_.set_pool(pool);
+    factor_pass_.set_pool(pool);
+  }
   // ||W_l||_2 for l = 1..L (index l - 1), and ||W_e||_2.
   const std::vector<double>& layer_spectral_norms();
   double e2e_spectral_norm();
@@ -83,8 +89,9 @@ class StepCache {
   std::vector<Eigen::MatrixXd> suffix_;  // suffix_[l] = S_l
   Eigen::MatrixXd residual_, dloss_;     // k x n (data path): W_e X - Y and dL/dY_hat
   DataPass data_pass_;
-  Eigen::MatrixXd deviation_;         // W_e - W_*
-  Eigen::MatrixXd deviation_factor_;  // (W_e - W_*) F (stats path)
+  DataPass sigma_pass_, factor_pass_;  // stats path: products with Sigma_xx and its factor F
+  Eigen::MatrixXd deviation_;          // W_e - W_*
+  Eigen::MatrixXd deviation_factor_;   // (W_e - W_*) F (stats path)
   Eigen::MatrixXd e2e_grad_;
   std::vector<Eigen::MatrixXd> layer_grads_, grad_tmp_;
   std::vector<bool> suffix_first_;  // per layer: (S^T G) P^T if true, else S^T (G P^T)

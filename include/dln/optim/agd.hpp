@@ -32,6 +32,7 @@ class AlignedGd final : public Optimizer {
   Eigen::RowVectorXd grad_;   // dL/dW_e
   Eigen::RowVectorXd resid_;  // data path: Y^ - Y
   bool carried_ = false;
+  double yy_ = 0.0;  // ||Y||^2 (stats path: the loss from q and r)
 };
 
 // Why AGD cannot train this net on this problem (empty if it can).

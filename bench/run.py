@@ -1,0 +1,230 @@
+"""`make bench`: dln's Google Benchmark cases and the Python peers on the same workloads, in one
+run, and the table between the markers of docs/performance.md.
+
+Usage: /usr/bin/python3 bench/run.py [--repetitions 5] [--no-write] [--quick]
+(run by `make bench` after building build/release with the benchmarks).
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BUILD = ROOT / "build" / "release"
+DLN = BUILD / "dln"
+DLN_BENCH = BUILD / "bench" / "dln_bench"
+CONFIGS = ROOT / "bench" / "configs"
+DATA = ROOT / "build" / "bench-data"
+PEERS = ROOT / "bench" / "peers" / "peers.py"
+PYTHON = "/usr/bin/python3"
+DOC = ROOT / "docs" / "performance.md"
+BEGIN, END = "<!-- make bench: begin -->", "<!-- make bench: end -->"
+THREADS = os.cpu_count() or 2
+
+
+def log(*args):
+    print("bench:", *args, file=sys.stderr, flush=True)
+
+
+def run(cmd, **kw):
+    out = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, **kw)
+    if out.returncode != 0:
+        sys.exit(f"bench: {' '.join(map(str, cmd))} failed:\n{out.stderr}")
+    return out.stdout
+
+
+def export_data():
+    """One-step runs that write each workload's data for the peers (record.data)."""
+    for name in ("w1_small", "w2_lp4", "w3_sweep", "w4_agd", "w5_onehot_lp4"):
+        run([DLN, "run", CONFIGS / f"{name}.toml", "--set", "record.data=true",
+             "--set", "optimizer.steps=1", "--out", DATA / name, "--force"])
+
+
+def gemm_peak(reps):
+    """Double-precision GEMM (2000^3) through PyTorch's BLAS, on 1 and on all threads."""
+    code = f"""
+import json, statistics, time, torch
+a = torch.rand(2000, 2000, dtype=torch.float64); b = torch.rand(2000, 2000, dtype=torch.float64)
+out = {{}}
+for t in (1, {THREADS}):
+    torch.set_num_threads(t)
+    a @ b
+    ts = []
+    for _ in range({reps}):
+        s = time.perf_counter(); a @ b; ts.append(time.perf_counter() - s)
+    out[t] = 2 * 2000**3 / statistics.median(ts) / 1e9
+import numpy as np
+x = np.random.rand(784 * 10000)
+x.sum()
+ts = []
+for _ in range({reps}):
+    s = time.perf_counter(); x.sum(); ts.append(time.perf_counter() - s)
+out["read_gbs"] = x.nbytes / statistics.median(ts) / 1e9
+print(json.dumps(out))
+"""
+    result = json.loads(run([PYTHON, "-c", code]))
+    blas = os.path.realpath("/usr/lib/x86_64-linux-gnu/libblas.so.3")
+    return {"1": result["1"], "all": result[str(THREADS)], "read_gbs": result["read_gbs"],
+            "blas": "OpenBLAS" if "openblas" in blas else blas}
+
+
+def dln_bench(reps, quick):
+    with tempfile.NamedTemporaryFile(suffix=".json") as f:
+        cmd = [DLN_BENCH, f"--benchmark_repetitions={reps}",
+               "--benchmark_report_aggregates_only=true", f"--benchmark_out={f.name}",
+               "--benchmark_out_format=json"]
+        if quick:
+            cmd.append("--benchmark_min_time=0.05")
+        run(cmd)
+        report = json.load(open(f.name))
+    medians = {}
+    for b in report["benchmarks"]:
+        if b.get("aggregate_name") == "median":
+            name = b["run_name"].replace("/real_time", "")
+            medians[name] = b["us_per_step"] * 1e6  # the counter is in seconds per step
+    return medians
+
+
+def dln_sweep(reps, jobs):
+    times = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(reps):
+            start = time.perf_counter()
+            run([DLN, "sweep", CONFIGS / "w3_sweep.toml", "--jobs", jobs, "--out",
+                 Path(tmp) / "sweep", "--force"])
+            times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def peer(workload, variant, data, reps, config):
+    out = run([PYTHON, "-W", "ignore", PEERS, workload, variant, DATA / data, "--repetitions", reps,
+               "--threads", THREADS, "--config", CONFIGS / f"{config}.toml"])
+    return json.loads(out)["median_s"] * 1e6
+
+
+def peak_rss_mib(cmd):
+    out = subprocess.run(["/usr/bin/time", "-v"] + [str(c) for c in cmd], capture_output=True,
+                         text=True)
+    if out.returncode != 0:
+        sys.exit(f"bench: {cmd} failed:\n{out.stderr}")
+    kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", out.stderr).group(1))
+    return kb / 1024
+
+
+def fmt_time(us):
+    if us >= 1e6:
+        return f"{us / 1e6:.3g} s"
+    if us >= 1e3:
+        return f"{us / 1e3:.3g} ms"
+    return f"{us:.3g} µs"
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repetitions", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="short runs, to try the harness")
+    parser.add_argument("--no-write", action="store_true", help="print, leave the docs alone")
+    args = parser.parse_args()
+    reps = args.repetitions
+
+    log("exporting the workloads' data")
+    export_data()
+    log("GEMM peak")
+    peak = gemm_peak(reps)
+    log("dln_bench")
+    d = dln_bench(reps, args.quick)
+    log("dln sweep (W3)")
+    sweep2 = dln_sweep(reps, THREADS) * 1e6
+    sweep1 = dln_sweep(reps, 1) * 1e6
+    log("peers")
+    p = {}
+    for w, data, config in (("w1a", "w1_small", "w1_small"), ("w1b", "w1_small", "w1_small"),
+                            ("w2", "w2_lp4", "w2_lp4"), ("w4", "w4_agd", "w4_agd"),
+                            ("w5", "w5_onehot_lp4", "w5_onehot_lp4"),
+                            ("w3", "w3_sweep", "w3_sweep")):
+        for v in ("plain", "fast"):
+            r = 1 if (w, v) == ("w3", "plain") or args.quick else reps
+            p[w, v] = peer(w, v, data, r, config)
+            log(f"  {w} {v}: {fmt_time(p[w, v])}")
+    log("peak memory of W5")
+    with tempfile.TemporaryDirectory() as tmp:
+        rss = peak_rss_mib([DLN, "run", CONFIGS / "w5_onehot_lp4.toml", "--set",
+                            "optimizer.steps=10", "--out", Path(tmp) / "w5", "--jobs", THREADS])
+    data_mib = 8 * (784 + 10) * 10000 / 2**20
+
+    T = THREADS
+    w1a, w1b = d["BM_W1_Step/1"], d["BM_W1_StepRecording/1"]
+    w2, w4, w4gd = d[f"BM_W2_Lp4/{T}"], d[f"BM_W4_Agd/{T}"], d[f"BM_W4_ShallowGd/{T}"]
+    w4_1, w4gd_1 = d["BM_W4_Agd/1"], d["BM_W4_ShallowGd/1"]
+    w5, w5_1 = d[f"BM_W5_OnehotLp4/{T}"], d["BM_W5_OnehotLp4/1"]
+    w5_flops = 4 * 10 * 784 * 10000  # the two passes over the data: W_e X and G X^T
+    w5_gflops, w5_gflops_1 = w5_flops / w5 / 1e3, w5_flops / w5_1 / 1e3
+    w5_gbs = 2 * 8 * 784 * 10000 / w5 / 1e3  # X read twice per step
+
+    def row(name, dln_us, plain_us, fast_us, t_plain, t_fast, extra=""):
+        rp, rf = plain_us / dln_us, fast_us / dln_us
+        ok = (rp >= t_plain if t_plain else True) and rf >= t_fast
+        tp = f"≥ {t_plain}×" if t_plain else "—"
+        return (f"| {name} | {fmt_time(dln_us)} | {fmt_time(plain_us)} | {fmt_time(fast_us)} | "
+                f"{rp:.0f}× ({tp}) | {rf:.1f}× (≥ {t_fast}×) | {'yes' if ok else '**no**'}"
+                f"{extra} |")
+
+    lines = [
+        BEGIN,
+        "",
+        f"Measured {datetime.date.today().isoformat()} by `make bench` on {platform.machine()}, "
+        f"{THREADS} cores; medians of {reps} repetitions (the plain W3 loop: 1), all in one run. "
+        "Times per step (W3: the whole sweep). Ratios are peer time / dln time, target in "
+        "brackets.",
+        "",
+        "| workload | dln | plain autograd | fastest Python | vs plain | vs fastest | holds |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | --- |",
+        row("W1 (a) `small`, step", w1a, p["w1a", "plain"], p["w1a", "fast"], 50, 5),
+        row("W1 (b) `small`, recording loss, fro, balance", w1b, p["w1b", "plain"],
+            p["w1b", "fast"], 20, 3, f"; recording costs {w1b / w1a:.2f}× the step (≤ 2×)"),
+        row(f"W2 `lp4`, {T} threads", w2, p["w2", "plain"], p["w2", "fast"], 50, 2),
+        row(f"W3 `sweep`, 56 runs, --jobs {T}", sweep2, p["w3", "plain"], p["w3", "fast"], 100,
+            2, f"; --jobs 1: {fmt_time(sweep1)}"),
+        row(f"W4 `agd`, AGD depth 8, {T} threads", w4, p["w4", "plain"], p["w4", "fast"], 100,
+            1.5, f"; AGD / shallow GD {w4 / w4gd:.2f} ({T} threads), "
+            f"{w4_1 / w4gd_1:.2f} (1 thread) (≤ 1.3)"),
+        row(f"W5 `onehot-lp4`, {T} threads", w5, p["w5", "plain"], p["w5", "fast"], 0, 2),
+        "",
+        f"- GEMM peak (PyTorch on {peak['blas']}, 2000³, float64): {peak['1']:.1f} GFLOP/s on "
+        f"1 thread, {peak['all']:.1f} on {T}. Streaming read (NumPy sum over 62.7 MB): "
+        f"{peak['read_gbs']:.1f} GB/s on 1 thread.",
+        f"- W5's passes over the data (W_e X and G Xᵀ, 4·k·d·n = {w5_flops / 1e6:.0f} MFLOP a "
+        f"step): {w5_gflops:.1f} GFLOP/s on {T} threads = {100 * w5_gflops / peak['all']:.0f}% "
+        f"of the {T}-thread GEMM peak (target 70%: **{'yes' if w5_gflops >= 0.7 * peak['all'] else 'no'}**); "
+        f"{w5_gflops_1:.1f} GFLOP/s on 1 thread = {100 * w5_gflops_1 / peak['1']:.0f}% of the "
+        f"1-thread peak. X is read twice a step: {w5_gbs:.1f} GB/s.",
+        f"- Peak resident memory of W5 (`dln run`, 10 steps, `/usr/bin/time -v`): {rss:.0f} MiB "
+        f"for {data_mib:.1f} MiB of data: data + {rss - data_mib:.0f} MiB "
+        f"(target: data + 64 MiB: **{'yes' if rss <= data_mib + 64 else 'no'}**).",
+        "- Other dln cases (µs per step): " + ", ".join(
+            f"`{k}` {v:.4g}" for k, v in sorted(d.items())) + ".",
+        "",
+        END,
+    ]
+    table = "\n".join(lines)
+    print(table)
+    if not args.no_write and not args.quick:
+        text = DOC.read_text()
+        if BEGIN in text and END in text:
+            text = text[:text.index(BEGIN)] + table + text[text.index(END) + len(END):]
+        else:
+            text += "\n" + table + "\n"
+        DOC.write_text(text)
+        log(f"wrote {DOC.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
