@@ -145,4 +145,33 @@ void DataPass::times_transposed(const Eigen::Ref<const Eigen::MatrixXd>& G,
   for (int s = 1; s < slices(); ++s) out += partial_[s];
 }
 
+void DataPass::times_then_transposed(const Eigen::Ref<const Eigen::MatrixXd>& A,
+                                     Eigen::Ref<Eigen::MatrixXd> AX,
+                                     const Eigen::Ref<const Eigen::MatrixXd>& G,
+                                     Eigen::Ref<Eigen::MatrixXd> GXt, Between between, void* ctx) {
+  if (slices() == 1) {
+    AX.noalias() = A * *X_;
+    between(ctx, 0, 0, X_->cols());
+    GXt.noalias() = G * X_->transpose();
+    return;
+  }
+  in_ = &A;
+  out_ = &AX;
+  in2_ = &G;
+  between_ = between;
+  between_ctx_ = ctx;
+  for_slices(
+      [](void* c, int s) {
+        auto& self = *static_cast<DataPass*>(c);
+        const Eigen::Index lo = self.bounds_[s], w = self.bounds_[s + 1] - lo;
+        self.out_->middleCols(lo, w).noalias() = *self.in_ * self.X_->middleCols(lo, w);
+        self.between_(self.between_ctx_, s, lo, w);
+        self.partial_[s].noalias() =
+            self.in2_->middleCols(lo, w) * self.X_->middleCols(lo, w).transpose();
+      },
+      this);
+  GXt = partial_[0];
+  for (int s = 1; s < slices(); ++s) GXt += partial_[s];
+}
+
 }  // namespace dln

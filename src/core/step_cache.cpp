@@ -40,6 +40,7 @@ void StepCache::bind(const Problem& problem, const LinearNet& net) {
     residual_.resize(k, problem.samples());
     dloss_.resize(k, problem.samples());
     data_pass_.bind(k, problem.data().X);
+    loss_sums_.assign(data_pass_.slices(), 0.0);
   } else {
     sigma_pass_.bind(k, problem.sigma_xx());
     factor_pass_.bind(k, problem.sigma_factor());
@@ -113,12 +114,27 @@ double StepCache::loss() {
   return loss_;
 }
 
+// One pass over the data: per slice of samples the residual, the loss and dL/dY^, and that
+// slice's share of dL/dW_e = (dL/dY^) X^T while the slice is in cache. The gradient is nearly
+// always wanted where the loss is (the next step starts from the weights the loss was taken at).
 void StepCache::compute_residual() {
   if (has(kResidual)) return;
-  data_pass_.times(end_to_end(), residual_);
-  residual_ -= problem_->data().Y;
-  loss_ = problem_->loss().value_and_gradient(residual_, problem_->data().Y, dloss_);
-  valid_ |= kResidual | kLoss;
+  data_pass_.times_then_transposed(
+      end_to_end(), residual_, dloss_, e2e_grad_,
+      [](void* ctx, int s, Eigen::Index lo, Eigen::Index w) {
+        auto& self = *static_cast<StepCache*>(ctx);
+        const Problem& p = *self.problem_;
+        auto r = self.residual_.middleCols(lo, w);
+        r -= p.data().Y.middleCols(lo, w);
+        self.loss_sums_[s] = p.loss().block_sum_and_gradient(r.data(), p.data().Y.col(lo).data(),
+                                                             self.dloss_.col(lo).data(), r.size(),
+                                                             p.loss().scale(p.samples()));
+      },
+      this);
+  double sum = 0.0;
+  for (double s : loss_sums_) sum += s;
+  loss_ = problem_->loss().scale(problem_->samples()) * sum;
+  valid_ |= kResidual | kLoss | kE2eGrad;
 }
 
 const Eigen::MatrixXd& StepCache::residual() {
@@ -134,7 +150,6 @@ const Eigen::MatrixXd& StepCache::e2e_gradient() {
     e2e_grad_ *= problem_->stats_scale();
   } else {
     compute_residual();
-    data_pass_.times_transposed(dloss_, e2e_grad_);
   }
   valid_ |= kE2eGrad;
   return e2e_grad_;

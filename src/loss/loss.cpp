@@ -29,12 +29,13 @@ double logistic_derivative(double m) {
 double Loss::value_and_gradient(const Eigen::MatrixXd& R, const Eigen::MatrixXd& Y,
                                 Eigen::MatrixXd& G) const {
   const double c = scale(R.cols());
-  const Eigen::Index size = R.size();
-  const double* r = R.data();
-  double* g = G.data();
+  return c * block_sum_and_gradient(R.data(), Y.data(), G.data(), R.size(), c);
+}
+
+double Loss::block_sum_and_gradient(const double* r, const double* y, double* g, Eigen::Index size,
+                                    double c) const {
   double sum = 0.0;
   if (kind_ != LossKind::kLp) {
-    const double* y = Y.data();
     const bool logistic = kind_ == LossKind::kLogistic;
     for (Eigen::Index i = 0; i < size; ++i) {
       const double m = y[i] * (r[i] + y[i]);  // y y^, with y^ = R + Y
@@ -47,7 +48,7 @@ double Loss::value_and_gradient(const Eigen::MatrixXd& R, const Eigen::MatrixXd&
         g[i] = -c * y[i] * e;
       }
     }
-    return c * sum;
+    return sum;
   }
   if (p_ == 2.0) {
     for (Eigen::Index i = 0; i < size; ++i) {
@@ -73,7 +74,7 @@ double Loss::value_and_gradient(const Eigen::MatrixXd& R, const Eigen::MatrixXd&
       g[i] = c * std::copysign(a_pm1, r[i]);
     }
   }
-  return c * sum / p_;
+  return sum / p_;
 }
 
 double Loss::value(const Eigen::MatrixXd& R, const Eigen::MatrixXd& Y) const {

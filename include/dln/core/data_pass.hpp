@@ -56,6 +56,14 @@ class DataPass {
   // out = G X^T (G: rows x n, out: rows x d): per-slice sums added in slice order.
   void times_transposed(const Eigen::Ref<const Eigen::MatrixXd>& G,
                         Eigen::Ref<Eigen::MatrixXd> out);
+  // Both passes in one: per slice AX_s = A X_s, then between(ctx, s, first column, columns)
+  // (which fills G's slice), then G_s X_s^T while X_s is still in cache; GXt = the sum of those
+  // in slice order. One read of X from memory instead of two.
+  using Between = void (*)(void* ctx, int slice, Eigen::Index first, Eigen::Index columns);
+  void times_then_transposed(const Eigen::Ref<const Eigen::MatrixXd>& A,
+                             Eigen::Ref<Eigen::MatrixXd> AX,
+                             const Eigen::Ref<const Eigen::MatrixXd>& G,
+                             Eigen::Ref<Eigen::MatrixXd> GXt, Between between, void* ctx);
 
  private:
   void for_slices(void (*task)(void*, int), void* ctx);
@@ -66,6 +74,9 @@ class DataPass {
   WorkerPool* pool_ = nullptr;
   const Eigen::Ref<const Eigen::MatrixXd>* in_ = nullptr;
   Eigen::Ref<Eigen::MatrixXd>* out_ = nullptr;
+  const Eigen::Ref<const Eigen::MatrixXd>* in2_ = nullptr;
+  Between between_ = nullptr;
+  void* between_ctx_ = nullptr;
 };
 
 }  // namespace dln

@@ -89,6 +89,7 @@ class StepCache {
   std::vector<Eigen::MatrixXd> suffix_;  // suffix_[l] = S_l
   Eigen::MatrixXd residual_, dloss_;     // k x n (data path): W_e X - Y and dL/dY_hat
   DataPass data_pass_;
+  std::vector<double> loss_sums_;      // data path: the loss's sum per slice of the data
   DataPass sigma_pass_, factor_pass_;  // stats path: products with Sigma_xx and its factor F
   Eigen::MatrixXd deviation_;          // W_e - W_*
   Eigen::MatrixXd deviation_factor_;   // (W_e - W_*) F (stats path)

@@ -46,6 +46,10 @@ class Loss {
   double value_and_gradient(const Eigen::MatrixXd& R, const Eigen::MatrixXd& Y,
                             Eigen::MatrixXd& G) const;
   double value(const Eigen::MatrixXd& R, const Eigen::MatrixXd& Y) const;
+  // The same on `size` contiguous entries (a block of whole samples): writes G = c dl/dr and
+  // returns the block's sum of l (the loss is c times the sum over all blocks).
+  double block_sum_and_gradient(const double* r, const double* y, double* g, Eigen::Index size,
+                                double c) const;
 
  private:
   double p_;
