@@ -112,7 +112,7 @@ void DataPass::for_slices(void (*task)(void*, int), void* ctx) {
 
 void DataPass::times(const Eigen::Ref<const Eigen::MatrixXd>& A, Eigen::Ref<Eigen::MatrixXd> out) {
   if (slices() == 1) {
-    out.noalias() = A * *X_;
+    multiply(out, A, *X_);
     return;
   }
   in_ = &A;
@@ -129,7 +129,7 @@ void DataPass::times(const Eigen::Ref<const Eigen::MatrixXd>& A, Eigen::Ref<Eige
 void DataPass::times_transposed(const Eigen::Ref<const Eigen::MatrixXd>& G,
                                 Eigen::Ref<Eigen::MatrixXd> out) {
   if (slices() == 1) {
-    out.noalias() = G * X_->transpose();
+    multiply(out, G, X_->transpose());
     return;
   }
   in_ = &G;
@@ -150,9 +150,9 @@ void DataPass::times_then_transposed(const Eigen::Ref<const Eigen::MatrixXd>& A,
                                      const Eigen::Ref<const Eigen::MatrixXd>& G,
                                      Eigen::Ref<Eigen::MatrixXd> GXt, Between between, void* ctx) {
   if (slices() == 1) {
-    AX.noalias() = A * *X_;
+    multiply(AX, A, *X_);
     between(ctx, 0, 0, X_->cols());
-    GXt.noalias() = G * X_->transpose();
+    multiply(GXt, G, X_->transpose());
     return;
   }
   in_ = &A;

@@ -73,7 +73,7 @@ const Eigen::MatrixXd& StepCache::prefix(int l) {
   if (!has(kProducts)) {
     const auto& W = net_->layers;
     prefix_[0] = W[0];
-    for (std::size_t i = 1; i < W.size(); ++i) prefix_[i].noalias() = W[i] * prefix_[i - 1];
+    for (std::size_t i = 1; i < W.size(); ++i) multiply(prefix_[i], W[i], prefix_[i - 1]);
     valid_ |= kProducts;
   }
   return prefix_[l - 1];
@@ -85,7 +85,7 @@ const Eigen::MatrixXd& StepCache::suffix(int l) {
     const auto& W = net_->layers;
     const int L = net_->depth();
     if (L > 1) suffix_[L - 1] = W[L - 1];
-    for (int i = L - 2; i >= 1; --i) suffix_[i].noalias() = suffix_[i + 1] * W[i];
+    for (int i = L - 2; i >= 1; --i) multiply(suffix_[i], suffix_[i + 1], W[i]);
     valid_ |= kSuffixes;
   }
   return suffix_[l];
@@ -170,15 +170,15 @@ const Eigen::MatrixXd& StepCache::layer_gradient(int l) {
   if (L == 1) {
     out = G;
   } else if (l == L) {
-    out.noalias() = G * prefix(l - 1).transpose();
+    multiply(out, G, prefix(l - 1).transpose());
   } else if (l == 1) {
-    out.noalias() = suffix(l).transpose() * G;
+    multiply(out, suffix(l).transpose(), G);
   } else if (suffix_first_[l - 1]) {
-    grad_tmp_[l - 1].noalias() = suffix(l).transpose() * G;
-    out.noalias() = grad_tmp_[l - 1] * prefix(l - 1).transpose();
+    multiply(grad_tmp_[l - 1], suffix(l).transpose(), G);
+    multiply(out, grad_tmp_[l - 1], prefix(l - 1).transpose());
   } else {
-    grad_tmp_[l - 1].noalias() = G * prefix(l - 1).transpose();
-    out.noalias() = suffix(l).transpose() * grad_tmp_[l - 1];
+    multiply(grad_tmp_[l - 1], G, prefix(l - 1).transpose());
+    multiply(out, suffix(l).transpose(), grad_tmp_[l - 1]);
   }
   return out;
 }
