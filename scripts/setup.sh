@@ -8,7 +8,7 @@ set -euo pipefail
 packages=(
   cmake make g++ ccache
   libeigen3-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libfmt-dev zlib1g-dev
-  libboost-dev liblinear-dev libopenmpi-dev openmpi-bin
+  libboost-dev liblinear-dev libblas-dev libopenmpi-dev openmpi-bin
   googletest libgtest-dev libbenchmark-dev
   python3-numpy python3-matplotlib python3-torch python3-sklearn
   libopenblas0-pthread

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -220,9 +221,18 @@ class MpiSweep {
   int rank() const {
     return rank_;
   }
-  // Bad input is found by every rank alike before any run starts: they can all stop normally.
-  void input_error() {
+  // Bad input is found by every rank alike before any run starts: rank 0 says it once, and no
+  // rank leaves before it has (mpirun ends the others when one exits non-zero).
+  int input_error(const dln::InputError& e) {
     input_error_ = true;
+    if (rank_ == 0) {
+      fmt::print(stderr, "dln: error: {}\n", e.what());
+      std::fflush(stderr);
+    }
+#ifdef DLN_HAVE_MPI
+    if (active_) MPI_Barrier(MPI_COMM_WORLD);
+#endif
+    return 2;
   }
 
  private:
@@ -355,9 +365,7 @@ int main(int argc, char** argv) {
         if (mpi.rank() == 0) report("swept {} runs", outcome, dir);
         return 0;
       } catch (const dln::InputError& e) {
-        mpi.input_error();
-        if (mpi.rank() != 0) return 2;  // rank 0 says it once
-        throw;
+        return mpi.input_error(e);
       }
     }
     if (*plot_cmd) return plot(plot_dir);
