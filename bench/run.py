@@ -168,6 +168,8 @@ def main():
     w5_flops = 4 * 10 * 784 * 10000  # the two passes over the data: W_e X and G X^T
     w5_gflops, w5_gflops_1 = w5_flops / w5 / 1e3, w5_flops / w5_1 / 1e3
     w5_gbs = 8 * 784 * 10000 / w5 / 1e3  # X read from memory once per step (fused pass)
+    w2_flops = 4 * 1 * 128 * 13910
+    w2_gflops = w2_flops / w2 / 1e3
 
     def row(name, dln_us, plain_us, fast_us, t_plain, t_fast, extra=""):
         rp, rf = plain_us / dln_us, fast_us / dln_us
@@ -207,6 +209,9 @@ def main():
         f"{w5_gflops_1:.1f} GFLOP/s on 1 thread = {100 * w5_gflops_1 / peak['1']:.0f}% of the "
         f"1-thread peak. X is read from memory once a step (the second product takes each slice "
         f"from cache): {w5_gbs:.1f} GB/s.",
+        f"- W2's products with the data (4·k·d·n = {w2_flops / 1e6:.1f} MFLOP a step): "
+        f"{w2_gflops:.1f} GFLOP/s on {T} threads = {100 * w2_gflops / peak['all']:.0f}% of the "
+        f"{T}-thread GEMM peak (k = 1: matrix-vector products, bound by reading X).",
         f"- Peak resident memory of W5 (`dln run`, 10 steps, `/usr/bin/time -v`): {rss:.0f} MiB "
         f"for {data_mib:.1f} MiB of data: data + {rss - data_mib:.0f} MiB "
         f"(target: data + 64 MiB: **{'yes' if rss <= data_mib + 64 else 'no'}**).",
