@@ -68,8 +68,8 @@ class Balance final : public Probe {
   void measure(const StepInfo&, StepCache& c, std::span<double> out) override {
     const auto& W = c.net().layers;
     for (std::size_t l = 0; l < diff_.size(); ++l) {
-      diff_[l].noalias() = W[l + 1].transpose() * W[l + 1];
-      diff_[l].noalias() -= W[l] * W[l].transpose();
+      multiply(diff_[l], W[l + 1].transpose(), W[l + 1]);
+      multiply_subtract(diff_[l], W[l], W[l].transpose());
       out[l] = diff_[l].norm();
     }
   }

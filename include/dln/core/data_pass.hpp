@@ -24,6 +24,15 @@ inline void multiply(Dst&& dst, const A& a, const B& b) {
     dst.noalias() = a * b;
   }
 }
+// dst -= a b, the same way.
+template <class Dst, class A, class B>
+inline void multiply_subtract(Dst&& dst, const A& a, const B& b) {
+  if (a.rows() * a.cols() * b.cols() <= 4096) {
+    dst.noalias() -= a.lazyProduct(b);
+  } else {
+    dst.noalias() -= a * b;
+  }
+}
 
 // threads - 1 workers started once; run() hands out tasks without allocating. Between tasks a
 // worker spins briefly before it sleeps, since a step's passes come microseconds apart and
