@@ -2,6 +2,8 @@
 
 #include <cassert>
 
+#include "dln/core/multiply.hpp"
+
 namespace dln {
 
 LinearNet::LinearNet(std::vector<int> widths) : widths_(std::move(widths)) {
@@ -11,8 +13,14 @@ LinearNet::LinearNet(std::vector<int> widths) : widths_(std::move(widths)) {
 }
 
 Eigen::MatrixXd LinearNet::end_to_end() const {
-  Eigen::MatrixXd e = layers.front();
-  for (std::size_t l = 1; l < layers.size(); ++l) e = layers[l] * e;
+  // The same products, in the same order, as the step cache's prefixes: a collapsed net starts
+  // from the deep net's end-to-end matrix bit for bit.
+  Eigen::MatrixXd e = layers.front(), next;
+  for (std::size_t l = 1; l < layers.size(); ++l) {
+    next.resize(layers[l].rows(), e.cols());
+    multiply(next, layers[l], e);
+    e.swap(next);
+  }
   return e;
 }
 

@@ -3,7 +3,9 @@
 
 #include <Eigen/QR>
 #include <Eigen/SVD>
+#include <random>
 
+#include "dln/core/data_pass.hpp"
 #include "dln/core/step_cache.hpp"
 #include "dln/run/trainer.hpp"
 #include "support.hpp"
@@ -74,6 +76,60 @@ namespace {
 // so the result must be the same bit for bit on 1, 2 or 3 threads, and agree with Eigen's
 // single product to rounding (1e-13 relative: sums of 10^4 terms of size ~1, each with
 // relative error ~1e-16, regrouped).
+// Every row count the small kernel takes (and one either side), plain and transposed factors,
+// strided destinations, assignment and subtraction, against a triple loop in long double.
+// Tolerance: both sum p products of O(1) numbers in double, so they differ by at most a few
+// p * eps relative to the sum of |a_ik b_kj|; 1e-14 with p <= 70 leaves room.
+TEST(SmallProduct, AgreesWithATripleLoopForEveryShapeAndLayout) {
+  std::mt19937_64 rng(7);
+  std::normal_distribution<double> normal;
+  const auto random = [&](Eigen::Index r, Eigen::Index c) {
+    Eigen::MatrixXd m(r, c);
+    for (Eigen::Index j = 0; j < c; ++j)
+      for (Eigen::Index i = 0; i < r; ++i) m(i, j) = normal(rng);
+    return m;
+  };
+  for (Eigen::Index m = 1; m <= 17; ++m) {
+    for (Eigen::Index p : {1, 3, 8, 70}) {
+      for (Eigen::Index n : {1, 5, 9}) {
+        const Eigen::MatrixXd a = random(m, p), at = a.transpose(), b = random(p, n),
+                              bt = b.transpose();
+        Eigen::MatrixXd want(m, n), scale(m, n);
+        for (Eigen::Index i = 0; i < m; ++i) {
+          for (Eigen::Index j = 0; j < n; ++j) {
+            long double sum = 0, abs = 0;
+            for (Eigen::Index k = 0; k < p; ++k) {
+              sum += static_cast<long double>(a(i, k)) * b(k, j);
+              abs += std::abs(static_cast<long double>(a(i, k)) * b(k, j));
+            }
+            want(i, j) = static_cast<double>(sum);
+            scale(i, j) = static_cast<double>(abs);
+          }
+        }
+        const auto check = [&](const Eigen::MatrixXd& got, const char* layout) {
+          const double err = ((got - want).cwiseAbs().array() / scale.array()).maxCoeff();
+          EXPECT_LT(err, 1e-14) << layout << " m=" << m << " p=" << p << " n=" << n;
+        };
+        Eigen::MatrixXd out(m, n);
+        multiply(out, a, b);
+        check(out, "a b");
+        multiply(out, at.transpose(), b);
+        check(out, "(a^T)^T b");
+        multiply(out, a, bt.transpose());
+        check(out, "a (b^T)^T");
+        multiply(out, at.transpose(), bt.transpose());
+        check(out, "both transposed");
+        // A block of a wider matrix: the columns are strided; subtracting from 2 (a b).
+        Eigen::MatrixXd wide = Eigen::MatrixXd::Zero(m + 3, n);
+        wide.topRows(m) = 2 * want;
+        multiply_subtract(wide.topRows(m), a, b);
+        check(wide.topRows(m), "2 (a b) - a b in a block");
+        EXPECT_EQ(wide.bottomRows(3).squaredNorm(), 0.0);
+      }
+    }
+  }
+}
+
 TEST(DataPass, SlicedProductsAgreeWithTheDirectProductOnAnyNumberOfThreads) {
   const auto data = test::random_data(50, 3, 20000, 11);
   const Eigen::MatrixXd& X = data->X;

@@ -11,28 +11,9 @@
 #include <thread>
 #include <vector>
 
-namespace dln {
+#include "dln/core/multiply.hpp"
 
-// dst = a b without a temporary. Small products are evaluated coefficient by coefficient:
-// Eigen's blocked GEMM packs its operands first, which costs more than the product itself below
-// a few thousand multiply-adds (the layer matrices of small nets).
-template <class Dst, class A, class B>
-inline void multiply(Dst&& dst, const A& a, const B& b) {
-  if (a.rows() * a.cols() * b.cols() <= 4096) {
-    dst.noalias() = a.lazyProduct(b);
-  } else {
-    dst.noalias() = a * b;
-  }
-}
-// dst -= a b, the same way.
-template <class Dst, class A, class B>
-inline void multiply_subtract(Dst&& dst, const A& a, const B& b) {
-  if (a.rows() * a.cols() * b.cols() <= 4096) {
-    dst.noalias() -= a.lazyProduct(b);
-  } else {
-    dst.noalias() -= a * b;
-  }
-}
+namespace dln {
 
 // threads - 1 workers started once; run() hands out tasks without allocating. Between tasks a
 // worker spins briefly before it sleeps, since a step's passes come microseconds apart and
