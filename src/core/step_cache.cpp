@@ -119,6 +119,7 @@ double StepCache::loss() {
 // always wanted where the loss is (the next step starts from the weights the loss was taken at).
 void StepCache::compute_residual() {
   if (has(kResidual)) return;
+  std::fill(loss_sums_.begin(), loss_sums_.end(), 0.0);
   data_pass_.times_then_transposed(
       end_to_end(), residual_, dloss_, e2e_grad_,
       [](void* ctx, int s, Eigen::Index lo, Eigen::Index w) {
@@ -126,9 +127,9 @@ void StepCache::compute_residual() {
         const Problem& p = *self.problem_;
         auto r = self.residual_.middleCols(lo, w);
         r -= p.data().Y.middleCols(lo, w);
-        self.loss_sums_[s] = p.loss().block_sum_and_gradient(r.data(), p.data().Y.col(lo).data(),
-                                                             self.dloss_.col(lo).data(), r.size(),
-                                                             p.loss().scale(p.samples()));
+        self.loss_sums_[s] += p.loss().block_sum_and_gradient(r.data(), p.data().Y.col(lo).data(),
+                                                              self.dloss_.col(lo).data(), r.size(),
+                                                              p.loss().scale(p.samples()));
       },
       this);
   double sum = 0.0;

@@ -160,22 +160,25 @@ TEST(DataPass, SlicedProductsAgreeWithTheDirectProductOnAnyNumberOfThreads) {
 }
 
 // The fused pass (residual, loss and dL/dW_e slice by slice) against the whole-matrix forms
-// computed directly; 1e-12 relative: the same sums regrouped by slice.
+// computed directly; 1e-12 relative: the same sums regrouped by slice. k = 1 and 13 take Eigen's
+// products, 3 and 12 the blocked kernels; d = 51 leaves a remainder after groups of four rows.
 TEST(DataPass, FusedPassGivesTheLossAndGradientOfTheWholeData) {
-  const auto data = test::random_data(50, 3, 20000, 14);
-  for (double p : {2.0, 4.0, 3.0}) {
-    const Problem problem(data, Loss(p, Reduction::kMean), GradientPath::kData);
-    const LinearNet net = test::random_net({50, 7, 3}, 15);
-    StepCache cache;
-    cache.bind(problem, net);
-    ASSERT_GT(cache.data_pass().slices(), 1);
-    const Eigen::MatrixXd R = net.end_to_end() * data->X - data->Y;
-    Eigen::MatrixXd G(R.rows(), R.cols());
-    const double loss = problem.loss().value_and_gradient(R, data->Y, G);
-    EXPECT_NEAR(cache.loss(), loss, 1e-12 * loss) << "p = " << p;
-    EXPECT_LT(test::relative_error(cache.residual(), R), 1e-13) << "p = " << p;
-    EXPECT_LT(test::relative_error(cache.e2e_gradient(), G * data->X.transpose()), 1e-12)
-        << "p = " << p;
+  for (int k : {1, 3, 12, 13}) {
+    const auto data = test::random_data(51, k, 20000, 14);
+    for (double p : {2.0, 4.0, 3.0}) {
+      const Problem problem(data, Loss(p, Reduction::kMean), GradientPath::kData);
+      const LinearNet net = test::random_net({51, 7, k}, 15);
+      StepCache cache;
+      cache.bind(problem, net);
+      ASSERT_GT(cache.data_pass().slices(), 1);
+      const Eigen::MatrixXd R = net.end_to_end() * data->X - data->Y;
+      Eigen::MatrixXd G(R.rows(), R.cols());
+      const double loss = problem.loss().value_and_gradient(R, data->Y, G);
+      EXPECT_NEAR(cache.loss(), loss, 1e-12 * loss) << "k = " << k << ", p = " << p;
+      EXPECT_LT(test::relative_error(cache.residual(), R), 1e-13) << "k = " << k << ", p = " << p;
+      EXPECT_LT(test::relative_error(cache.e2e_gradient(), G * data->X.transpose()), 1e-12)
+          << "k = " << k << ", p = " << p;
+    }
   }
 }
 

@@ -59,8 +59,10 @@ class DataPass {
   void times_transposed(const Eigen::Ref<const Eigen::MatrixXd>& G,
                         Eigen::Ref<Eigen::MatrixXd> out);
   // Both passes in one: per slice AX_s = A X_s, then between(ctx, s, first column, columns)
-  // (which fills G's slice), then G_s X_s^T while X_s is still in cache; GXt = the sum of those
-  // in slice order. One read of X from memory instead of two.
+  // (which fills G's columns there), then G_s X_s^T while X_s is still in cache; GXt = the sum
+  // of those in slice order. One read of X from memory instead of two. With 2 to 12 rows a
+  // slice goes in blocks of columns small enough to stay in L2, so between may be called
+  // several times per slice, for its consecutive blocks in order: it accumulates per slice.
   using Between = void (*)(void* ctx, int slice, Eigen::Index first, Eigen::Index columns);
   void times_then_transposed(const Eigen::Ref<const Eigen::MatrixXd>& A,
                              Eigen::Ref<Eigen::MatrixXd> AX,
@@ -73,6 +75,9 @@ class DataPass {
   const Eigen::MatrixXd* X_ = nullptr;
   std::vector<Eigen::Index> bounds_;      // slice s is columns [bounds_[s], bounds_[s+1])
   std::vector<Eigen::MatrixXd> partial_;  // rows x d per slice (times_transposed)
+  // The blocked fused pass (2 to 12 rows): A^T packed, and per slice G_s X_s^T transposed.
+  Eigen::MatrixXd at_;
+  std::vector<Eigen::MatrixXd> partial_t_;
   WorkerPool* pool_ = nullptr;
   const Eigen::Ref<const Eigen::MatrixXd>* in_ = nullptr;
   Eigen::Ref<Eigen::MatrixXd>* out_ = nullptr;
