@@ -154,6 +154,11 @@ def main():
             r = 1 if (w, v) == ("w3", "plain") or args.quick else reps
             p[w, v] = peer(w, v, data, r, config)
             log(f"  {w} {v}: {fmt_time(p[w, v])}")
+    log("GEMM peak, again")
+    # A peak is what the machine can do: the better of the measurements at the start and at the
+    # end of the run, so that a neighbour's load during one of them does not lower the bar.
+    again = gemm_peak(reps)
+    peak = {k: max(v, again[k]) if k != "blas" else v for k, v in peak.items()}
     log("peak memory of W5")
     with tempfile.TemporaryDirectory() as tmp:
         rss = peak_rss_mib([DLN, "run", CONFIGS / "w5_onehot_lp4.toml", "--set",
@@ -204,7 +209,8 @@ def main():
             f"{w4_1 / w4gd_1:.2f} (1 thread) (≤ 1.3)", also=max(w4 / w4gd, w4_1 / w4gd_1) <= 1.3),
         row(f"W5 `onehot-lp4`, {T} threads", w5, p["w5", "plain"], p["w5", "fast"], 0, 2),
         "",
-        f"- GEMM peak (PyTorch on {peak['blas']}, 2000³, float64): {peak['1']:.1f} GFLOP/s on "
+        f"- GEMM peak (PyTorch on {peak['blas']}, 2000³, float64; the better of the medians at the "
+        f"start and at the end of the run): {peak['1']:.1f} GFLOP/s on "
         f"1 thread, {peak['all']:.1f} on {T}. Streaming read (NumPy sum over 62.7 MB): "
         f"{peak['read_gbs']:.1f} GB/s on 1 thread.",
         f"- W5's products with the data (W_e X and G Xᵀ, 4·k·d·n = {w5_flops / 1e6:.0f} MFLOP a "
