@@ -17,11 +17,15 @@ Eigen::MatrixXd LinearNet::end_to_end() const {
   // from the deep net's end-to-end matrix bit for bit.
   Eigen::MatrixXd e = layers.front(), next;
   for (std::size_t l = 1; l < layers.size(); ++l) {
-    next.resize(layers[l].rows(), e.cols());
     multiply(next, layers[l], e);
     e.swap(next);
   }
   return e;
+}
+
+void LinearNet::balancedness(int l, Eigen::MatrixXd& out) const {
+  multiply(out, layers[l + 1].transpose(), layers[l + 1]);
+  multiply_subtract(out, layers[l], layers[l].transpose());
 }
 
 Eigen::MatrixXd LinearNet::predict(const Eigen::MatrixXd& X) const {

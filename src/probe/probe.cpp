@@ -66,10 +66,8 @@ class Balance final : public Probe {
     for (int l = 1; l < c.net().depth(); ++l) diff_.emplace_back(n[l], n[l]);
   }
   void measure(const StepInfo&, StepCache& c, std::span<double> out) override {
-    const auto& W = c.net().layers;
     for (std::size_t l = 0; l < diff_.size(); ++l) {
-      multiply(diff_[l], W[l + 1].transpose(), W[l + 1]);
-      multiply_subtract(diff_[l], W[l], W[l].transpose());
+      c.net().balancedness(static_cast<int>(l), diff_[l]);
       out[l] = diff_[l].norm();
     }
   }

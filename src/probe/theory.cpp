@@ -47,12 +47,6 @@ class E2eDev final : public Probe {
   Eigen::MatrixXd product_, scratch_, predicted_;
 };
 
-// Balancedness C_l = W_{l+1}^T W_{l+1} - W_l W_l^T of the pair (l, l+1), computed into `out`.
-void balancedness(const LinearNet& net, int l, Eigen::MatrixXd& out) {
-  out.noalias() = net.layers[l + 1].transpose() * net.layers[l + 1];
-  out.noalias() -= net.layers[l] * net.layers[l].transpose();
-}
-
 // ||C_l(t) - C_l(0)||_F for each adjacent pair.
 class BalanceDrift final : public Probe {
  public:
@@ -66,12 +60,12 @@ class BalanceDrift final : public Probe {
     for (int l = 1; l < c.net().depth(); ++l) {
       initial_.emplace_back(n[l], n[l]);
       current_.emplace_back(n[l], n[l]);
-      balancedness(c.net(), l - 1, initial_.back());
+      c.net().balancedness(l - 1, initial_.back());
     }
   }
   void measure(const StepInfo&, StepCache& c, std::span<double> out) override {
     for (std::size_t l = 0; l < current_.size(); ++l) {
-      balancedness(c.net(), static_cast<int>(l), current_[l]);
+      c.net().balancedness(static_cast<int>(l), current_[l]);
       current_[l] -= initial_[l];
       out[l] = current_[l].norm();
     }

@@ -67,8 +67,9 @@ class Rows final : public Recorder {
 };
 
 Eigen::MatrixXd balancedness(const LinearNet& net, int l) {
-  return net.layers[l + 1].transpose() * net.layers[l + 1] -
-         net.layers[l] * net.layers[l].transpose();
+  Eigen::MatrixXd c;
+  net.balancedness(l, c);
+  return c;
 }
 
 // 1. Steinitz Lemma 2.1.

@@ -44,29 +44,38 @@ inline bool try_small_product(Dst& dst, const A& a, const B& b, bool subtract) {
   }
 }
 
+// dst = a b (or dst -= a b) without a temporary. A left factor of 2 to 16 rows goes to
+// small_product; other small products are evaluated coefficient by coefficient: Eigen's blocked
+// GEMM packs its operands first, which costs more than the product itself below a few thousand
+// multiply-adds.
+template <bool Subtract, class Dst, class A, class B>
+inline void product(Dst& dst, const A& a, const B& b) {
+  if (try_small_product(dst, a, b, Subtract)) return;
+  const auto apply = [&](const auto& ab) {
+    if constexpr (Subtract) {
+      dst.noalias() -= ab;
+    } else {
+      dst.noalias() = ab;
+    }
+  };
+  if (a.rows() * a.cols() * b.cols() <= 4096) {
+    apply(a.lazyProduct(b));
+  } else {
+    apply(a * b);
+  }
+}
+
 }  // namespace detail
 
-// dst = a b without a temporary. A left factor of 2 to 16 rows goes to small_product; other
-// small products are evaluated coefficient by coefficient: Eigen's blocked GEMM packs its
-// operands first, which costs more than the product itself below a few thousand multiply-adds.
+// dst = a b, the fastest way at its size (above).
 template <class Dst, class A, class B>
 inline void multiply(Dst&& dst, const A& a, const B& b) {
-  if (detail::try_small_product(dst, a, b, false)) return;
-  if (a.rows() * a.cols() * b.cols() <= 4096) {
-    dst.noalias() = a.lazyProduct(b);
-  } else {
-    dst.noalias() = a * b;
-  }
+  detail::product<false>(dst, a, b);
 }
 // dst -= a b, the same way.
 template <class Dst, class A, class B>
 inline void multiply_subtract(Dst&& dst, const A& a, const B& b) {
-  if (detail::try_small_product(dst, a, b, true)) return;
-  if (a.rows() * a.cols() * b.cols() <= 4096) {
-    dst.noalias() -= a.lazyProduct(b);
-  } else {
-    dst.noalias() -= a * b;
-  }
+  detail::product<true>(dst, a, b);
 }
 
 }  // namespace dln

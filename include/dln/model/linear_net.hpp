@@ -22,6 +22,9 @@ class LinearNet {
   Eigen::MatrixXd end_to_end() const;
   // W_e X for a d x n batch.
   Eigen::MatrixXd predict(const Eigen::MatrixXd& X) const;
+  // Balancedness layers[l + 1]^T layers[l + 1] - layers[l] layers[l]^T into out (no allocation
+  // when out has that size already); in 1-based names, W_{l+2}^T W_{l+2} - W_{l+1} W_{l+1}^T.
+  void balancedness(int l, Eigen::MatrixXd& out) const;
 
   std::vector<Eigen::MatrixXd> layers;  // layers[l - 1] is W_l
 
