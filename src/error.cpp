@@ -19,6 +19,9 @@ std::string format_location(const std::string& file, int line, const std::string
     out.append(": ");
   }
   out.append(message);
+  // One line, whatever the message came from (a TOML parser's description may span several).
+  for (char& c : out)
+    if (c == '\n' || c == '\r') c = ' ';
   return out;
 }
 

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <charconv>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -16,6 +17,7 @@
 #include "dln/data/dataset.hpp"
 #include "dln/error.hpp"
 #include "dln/init/init.hpp"
+#include "dln/io/output.hpp"
 #include "dln/loss/loss.hpp"
 #include "dln/optim/optimizer.hpp"
 #include "dln/probe/probe.hpp"
@@ -34,8 +36,11 @@ extern char** environ;
 namespace {
 namespace fs = std::filesystem;
 
-std::string default_out(const std::string& name) {
-  return (fs::path("runs") / name).string();
+// The output directory: --out as given, else runs/<name>; normalised and checked (a path that
+// names no directory of its own, or the current one, is refused naming where it came from).
+std::string output_dir(const std::string& out, const std::string& name) {
+  if (!out.empty()) return dln::io::output_path(out, "--out").string();
+  return dln::io::output_path((fs::path("runs") / name).string(), "name").string();
 }
 
 void print_registry(const dln::Registry& registry) {
@@ -140,8 +145,9 @@ std::vector<std::string> selected_values(const dln::ConfigFile& earlier, const s
   return out;
 }
 
-// Runs every config of a reproduction into DIR/<config name>, then its figures and claims.
-int reproduce(const std::string& name, std::string out_dir, bool force, int jobs) {
+// Runs every config of a reproduction into DIR/<config name> (written beside DIR, then renamed
+// into place), then its figures and claims.
+int reproduce(const std::string& name, const std::string& out_arg, bool force, int jobs) {
   const auto& list = dln::reproductions();
   const auto it =
       std::find_if(list.begin(), list.end(), [&](const auto& r) { return r.name == name; });
@@ -150,39 +156,41 @@ int reproduce(const std::string& name, std::string out_dir, bool force, int jobs
     for (const auto& r : list) names += (names.empty() ? "" : ", ") + r.name;
     throw dln::InputError("", 0, "", "no reproduction named '" + name + "' (known: " + names + ")");
   }
-  if (out_dir.empty()) out_dir = default_out(name);
+  const std::string out_dir = output_dir(out_arg, name);
   dln::check_output_dir(out_dir, force);
   const char* env_dir = std::getenv("DLN_EXPERIMENTS_DIR");
   const fs::path experiments = env_dir ? env_dir : DLN_EXPERIMENTS_DIR;
   std::vector<std::pair<std::string, dln::ConfigFile>> configs;
   for (const auto& c : it->configs)
     configs.emplace_back(fs::path(c).stem().string(), dln::load_config((experiments / c).string()));
-  if (force && fs::exists(out_dir)) fs::remove_all(out_dir);
-  fs::create_directories(out_dir);
+  dln::io::Output out(out_dir, force);
+  const fs::path stage = out.fresh_staging();
   for (std::size_t i = 0; i < configs.size(); ++i) {
     const std::string& stem = configs[i].first;
     dln::ConfigFile config = configs[i].second;
-    const std::string dir = (fs::path(out_dir) / stem).string();
+    const std::string dir = (stage / stem).string();
     for (const auto& [target, source] : it->best_from) {
       if (target != it->configs[i]) continue;
       const auto from = std::find(it->configs.begin(), it->configs.end(), source);
       const auto k = static_cast<std::size_t>(from - it->configs.begin());
       const auto overrides =
-          selected_values(configs[k].second, (fs::path(out_dir) / configs[k].first).string());
+          selected_values(configs[k].second, (stage / configs[k].first).string());
       for (const auto& o : overrides)
         fmt::print("dln: {}: {} (selected in {})\n", stem, o, configs[k].first);
       config = dln::load_config((experiments / target).string(), overrides);
     }
     if (!config.arms.empty()) {
-      dln::run_arms(config, dir, jobs, true);
+      dln::run_arms(config, dir, jobs, false);
     } else if (!config.sweep.empty()) {
-      dln::run_sweep(config, dir, jobs, true);
+      dln::run_sweep(config, dir, jobs, false);
     } else {
       auto prepared = dln::prepare(dln::resolve(config));
-      dln::run_atomically(prepared, dir, true);
+      dln::run_atomically(prepared, dir, false);
     }
-    fmt::print("dln: ran {}\n", dir);
+    fmt::print("dln: ran {}\n", (fs::path(out_dir) / stem).string());
   }
+  dln::io::mark_dir(stage, "reproduction");
+  out.commit(stage);
   std::fflush(stdout);  // before the figures' process writes to the same stream
   return run_python({"dln_plot.reproduce", name, out_dir});
 }
@@ -203,6 +211,11 @@ class MpiSweep {
     MPI_Comm_rank(MPI_COMM_WORLD, &ranks.rank);
     MPI_Comm_size(MPI_COMM_WORLD, &ranks.size);
     ranks.barrier = [] { MPI_Barrier(MPI_COMM_WORLD); };
+    ranks.all_ok = [](bool ok) {
+      int mine = ok ? 1 : 0, all = 0;
+      MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD);
+      return all != 0;
+    };
     rank_ = ranks.rank;
     dln::set_ranks(ranks);
 #endif
@@ -265,6 +278,17 @@ int verify(bool quick, int only) {
   return all ? 0 : 1;
 }
 
+// --jobs: a whole number of threads, 1 to 1024, said in one line.
+const CLI::Validator kThreadCount(
+    [](std::string& text) -> std::string {
+      int n = 0;
+      const auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+      if (ec != std::errc() || ptr != text.data() + text.size() || n < 1 || n > 1024)
+        return "must be a whole number of threads from 1 to 1024 (got '" + text + "')";
+      return "";
+    },
+    "N", "threads");
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -284,14 +308,14 @@ int main(int argc, char** argv) {
   run->add_option("--set", overrides, "Override a config key: key=value (repeatable)");
   run->add_flag("--force", force, "Overwrite an existing run directory");
   run->add_option("--jobs", jobs, "Threads: arms in parallel, or one run's passes over large data")
-      ->check(CLI::PositiveNumber);
+      ->check(kThreadCount);
 
   auto* sweep = app.add_subcommand("sweep", "Run the cartesian product of a config's [sweep]");
   sweep->add_option("config", config_path, "Experiment config (TOML) with a [sweep] table")
       ->required();
   sweep->add_option("--out", out_dir, "Sweep directory (default runs/<name>)");
   sweep->add_option("--set", overrides, "Override a config key: key=value (repeatable)");
-  sweep->add_option("--jobs", jobs, "Runs in parallel (threads)")->check(CLI::PositiveNumber);
+  sweep->add_option("--jobs", jobs, "Runs in parallel (threads)")->check(kThreadCount);
   sweep->add_flag("--force", force, "Overwrite an existing sweep directory");
 
   std::string plot_dir;
@@ -324,8 +348,13 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    const int code = app.exit(e);
-    return code == 0 ? 0 : 2;
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help
+    std::string message = e.what();
+    for (char& c : message)
+      if (c == '\n' || c == '\r') c = ' ';
+    fmt::print(stderr, "dln: error: {} (dln {} --help)\n", message,
+               app.get_subcommands().empty() ? "" : app.get_subcommands().front()->get_name());
+    return 2;
   }
 
   try {
@@ -340,7 +369,7 @@ int main(int argc, char** argv) {
                    "warning: {}: the [sweep] table is ignored by 'dln run' (use 'dln sweep')\n",
                    config_path);
       const auto spec = dln::resolve(config);
-      const std::string dir = out_dir.empty() ? default_out(spec.name) : out_dir;
+      const std::string dir = output_dir(out_dir, spec.name);
       if (!config.arms.empty()) {
         report("ran {} arms", dln::run_arms(config, dir, jobs, force), dir);
         return 0;
@@ -359,8 +388,7 @@ int main(int argc, char** argv) {
       MpiSweep mpi;
       try {
         const auto config = dln::load_config(config_path, overrides);
-        const std::string name = dln::resolve(config).name;
-        const std::string dir = out_dir.empty() ? default_out(name) : out_dir;
+        const std::string dir = output_dir(out_dir, dln::resolve(config).name);
         const auto outcome = dln::run_sweep(config, dir, jobs, force);
         if (mpi.rank() == 0) report("swept {} runs", outcome, dir);
         return 0;

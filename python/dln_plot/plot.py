@@ -88,19 +88,75 @@ def _points(step, values, positive=False):
     return step[keep], values[keep]
 
 
+MARKER = ".dln"  # the file that marks a directory as dln's and lists what dln wrote there
+
+
+def _marker(dir_arg):
+    """The marker of a directory dln wrote, or None (no marker: written by an older dln, or not
+    by dln at all)."""
+    try:
+        with open(os.path.join(dir_arg, MARKER), encoding="utf-8") as f:
+            marker = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return marker if isinstance(marker, dict) and marker.get("written_by") == "dln" else None
+
+
+def _write_atomically(path, write):
+    """Calls write(tmp) for a temporary sibling of path, fsyncs it and renames it onto path, so
+    that path holds the old or the new contents, never a mixture."""
+    directory, base = os.path.split(path)
+    tmp = os.path.join(directory, f".{base}.tmp-{os.getpid()}")
+    try:
+        write(tmp)
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
 def _save(fig, dir_arg, name):
-    """Writes fig as DIR/figures/name.{png,svg}, prints each path, closes fig; returns the paths."""
+    """Writes fig as DIR/figures/name.{png,svg}, prints each path, closes fig; returns the paths.
+    A figure file that dln did not write is never replaced (InputError)."""
     out_dir = os.path.join(dir_arg, "figures")
+    marker = _marker(dir_arg)
+    listed = set(marker.get("entries", [])) if marker else None
     written = []
     try:
+        for ext in FORMATS:
+            rel = f"figures/{name}.{ext}"
+            path = os.path.join(out_dir, f"{name}.{ext}")
+            # Without a marker (an older dln's directory) figures/*.png and *.svg are dln's.
+            if os.path.lexists(path) and listed is not None and rel not in listed:
+                raise InputError(f"{path}: exists and was not written by dln; not replaced")
+            if os.path.lexists(out_dir) and not os.path.isdir(out_dir):
+                raise InputError(f"{out_dir}: exists and is not a directory")
         os.makedirs(out_dir, exist_ok=True)
         for ext in FORMATS:
             path = os.path.join(out_dir, f"{name}.{ext}")
-            fig.savefig(path, dpi=DPI, bbox_inches="tight")
+            _write_atomically(path, lambda tmp, ext=ext: fig.savefig(
+                tmp, format=ext, dpi=DPI, bbox_inches="tight"))
             print(f"dln: figure {path}")
             written.append(path)
     finally:
         plt.close(fig)
+    if marker is not None:
+        entries = set(marker.get("entries", [])) | {"figures"}
+        entries |= {os.path.relpath(p, dir_arg).replace(os.sep, "/") for p in written}
+        marker["entries"] = sorted(entries)
+        text = json.dumps(marker, indent=1) + "\n"
+
+        def write_marker(tmp):
+            with open(tmp, "w", encoding="utf-8") as f:
+                f.write(text)
+
+        _write_atomically(os.path.join(dir_arg, MARKER), write_marker)
     return written
 
 

@@ -1,7 +1,7 @@
 #include "dln/io/idx.hpp"
 
 #include "dln/error.hpp"
-#include "dln/io/npy.hpp"
+#include "dln/io/input.hpp"
 
 namespace dln::io {
 
@@ -21,10 +21,10 @@ IdxArray read_idx(const std::string& path) {
     const std::size_t n = (std::size_t{at(o)} << 24) | (std::size_t{at(o + 1)} << 16) |
                           (std::size_t{at(o + 2)} << 8) | std::size_t{at(o + 3)};
     out.shape.push_back(n);
-    count *= n;
+    count = mul_sat(count, n);  // saturated: never equal to a real file's size
   }
   const std::size_t header = 4 + 4 * dims;
-  if (bytes.size() != header + count)
+  if (count > bytes.size() - header || bytes.size() - header != count)
     throw fail("IDX size mismatch: the header announces " + std::to_string(count) +
                " elements, the file holds " + std::to_string(bytes.size() - header));
   out.data.assign(bytes.begin() + static_cast<std::ptrdiff_t>(header), bytes.end());

@@ -1,16 +1,15 @@
 #include "dln/io/npy.hpp"
 
-#include <zlib.h>
-
 #include <algorithm>
 #include <bit>
 #include <cstdint>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "dln/error.hpp"
+#include "dln/io/input.hpp"
+#include "dln/io/output.hpp"
 
 namespace dln::io {
 namespace {
@@ -50,9 +49,12 @@ std::vector<std::size_t> parse_shape(std::string_view text, const std::string& n
     for (char c : item.substr(first)) {
       if (c == ' ' || c == 'L') break;
       if (c < '0' || c > '9') fail(name, "not a valid .npy file: malformed shape");
+      if (value > (std::numeric_limits<std::size_t>::max() - 9) / 10)
+        fail(name, "not a valid .npy file: a dimension of the shape is too large");
       value = value * 10 + static_cast<std::size_t>(c - '0');
     }
     shape.push_back(value);
+    if (shape.size() > 32) fail(name, "not a valid .npy file: more than 32 dimensions");
   }
   return shape;
 }
@@ -93,13 +95,17 @@ struct Header {
   std::vector<std::size_t> shape;
   std::size_t item = 8;  // bytes per value: 8 (float64) or 4 (float32)
   bool fortran = false;
-  std::size_t payload = 0;  // offset of the data
-  std::size_t count() const {
-    std::size_t c = 1;
-    for (auto s : shape) c *= s;
+  std::size_t payload = 0;       // offset of the data
+  std::uint64_t count() const {  // saturates: a product that overflows is never a real size
+    std::uint64_t c = 1;
+    for (auto s : shape) c = mul_sat(c, s);
     return c;
   }
+  std::uint64_t bytes() const { return mul_sat(count(), item); }
 };
+
+// numpy writes headers of a few hundred bytes; a longer one is refused before it is read.
+constexpr std::size_t kMaxHeader = 1 << 20;
 
 // The fixed part is 10 (version 1) or 12 bytes; `bytes` must hold it and the header after it.
 std::size_t header_end(std::string_view bytes, const std::string& name) {
@@ -116,6 +122,9 @@ std::size_t header_end(std::string_view bytes, const std::string& name) {
   std::size_t header_len = 0;
   for (int i = 0; i < 4; ++i)
     header_len |= static_cast<std::size_t>(static_cast<unsigned char>(bytes[8 + i])) << (8 * i);
+  if (header_len > kMaxHeader)
+    fail(name, "not a valid .npy file: its header claims " + std::to_string(header_len) +
+                   " bytes (numpy's are a few hundred)");
   return 12 + header_len;
 }
 
@@ -141,11 +150,12 @@ Header parse_header(std::string_view bytes, const std::string& name) {
   return h;
 }
 
-void check_payload(const Header& h, std::size_t available, const std::string& name) {
-  if (available < h.count() * h.item)
-    fail(name, "truncated: shape " + shape_string(h.shape) + " needs " +
-                   std::to_string(h.count() * h.item) + " bytes of data, the file has " +
-                   std::to_string(available));
+void check_payload(const Header& h, std::uint64_t available, const std::string& name) {
+  if (h.bytes() == std::numeric_limits<std::uint64_t>::max())
+    fail(name, "the shape " + shape_string(h.shape) + " is too large to be real");
+  if (available < h.bytes())
+    fail(name, "truncated: shape " + shape_string(h.shape) + " needs " + std::to_string(h.bytes()) +
+                   " bytes of data, the file has " + std::to_string(available));
 }
 
 }  // namespace
@@ -154,10 +164,11 @@ NpyArray parse_npy(std::string_view bytes, const std::string& name) {
   const Header h = parse_header(bytes, name);
   NpyArray array;
   array.shape = h.shape;
-  const std::size_t count = h.count(), item = h.item;
+  const std::size_t count = static_cast<std::size_t>(h.count()), item = h.item;
   const bool fortran = h.fortran;
   const std::string_view payload = bytes.substr(h.payload);
   check_payload(h, payload.size(), name);
+  require_memory(8.0 * static_cast<double>(count), "the array", name);
   std::vector<double> values(count);
   if (item == 8) {
     std::memcpy(values.data(), payload.data(), count * 8);
@@ -182,70 +193,41 @@ NpyArray parse_npy(std::string_view bytes, const std::string& name) {
   return array;
 }
 
-std::string read_file(const std::string& path) {
-  if (path.ends_with(".gz")) {
-    gzFile gz = gzopen(path.c_str(), "rb");
-    if (!gz)
-      throw InputError(path, 0, "", "cannot open file (" + std::string(std::strerror(errno)) + ")");
-    std::string out;
-    char buffer[1 << 16];
-    int n = 0;
-    while ((n = gzread(gz, buffer, sizeof buffer)) > 0)
-      out.append(buffer, static_cast<std::size_t>(n));
-    const bool failed = n < 0;
-    gzclose(gz);
-    if (failed) throw InputError(path, 0, "", "cannot decompress (corrupt gzip data)");
-    return out;
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    throw InputError(path, 0, "", "cannot open file (" + std::string(std::strerror(errno)) + ")");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 NpyArray read_npy(const std::string& path) {
   return parse_npy(read_file(path), path);
 }
 
 Eigen::MatrixXd read_npy_samples(const std::string& path, std::vector<std::size_t>& shape) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in)
-    throw InputError(path, 0, "", "cannot open file (" + std::string(std::strerror(errno)) + ")");
-  std::string head(12, '\0');
-  in.read(head.data(), 12);
-  head.resize(static_cast<std::size_t>(in.gcount()));
+  InputFile in(path);
+  std::string head(static_cast<std::size_t>(std::min<std::uint64_t>(in.size(), 12)), '\0');
+  in.read_exact(head.data(), head.size());
   const std::size_t end = header_end(head, path);
-  if (end > head.size()) {
-    head.resize(end);
-    in.read(head.data() + 12, static_cast<std::streamsize>(end - 12));
-    head.resize(12 + static_cast<std::size_t>(in.gcount()));
-  }
+  if (end > in.size()) fail(path, "truncated .npy header");
+  const std::size_t have = head.size();
+  head.resize(end);
+  if (end > have) in.read_exact(head.data() + have, end - have);
   const Header h = parse_header(head, path);
+  in.seek(h.payload);
   shape = h.shape;
-  if (h.fortran && h.shape.size() > 1) {  // not the sample layout: reorder through a copy
-    in.close();
+  check_payload(h, in.size() - h.payload, path);
+  if (h.fortran && h.shape.size() > 1)  // not the sample layout: reorder through a copy
     return read_npy(path).transposed_matrix();
-  }
-  std::error_code ec;
-  const auto size = std::filesystem::file_size(path, ec);
-  check_payload(h, ec ? 0 : static_cast<std::size_t>(size) - h.payload, path);
+  require_memory(8.0 * static_cast<double>(h.count()), "the array", path);
   // A C-order (n, d) array is, byte for byte, the column-major d x n matrix of its rows.
   const std::size_t n = h.shape.empty() ? 1 : h.shape[0];
-  const std::size_t d = n == 0 ? 0 : h.count() / n;
+  const std::size_t d = n == 0 ? 0 : static_cast<std::size_t>(h.count()) / n;
   Eigen::MatrixXd m(static_cast<Eigen::Index>(d), static_cast<Eigen::Index>(n));
+  const auto count = static_cast<std::size_t>(h.count());
   if (h.item == 8) {
-    in.read(reinterpret_cast<char*>(m.data()), static_cast<std::streamsize>(h.count() * 8));
+    in.read_exact(m.data(), count * 8);
   } else {
     std::vector<float> chunk(1 << 16);
-    for (std::size_t done = 0; done < h.count(); done += chunk.size()) {
-      const std::size_t take = std::min(chunk.size(), h.count() - done);
-      in.read(reinterpret_cast<char*>(chunk.data()), static_cast<std::streamsize>(take * 4));
+    for (std::size_t done = 0; done < count; done += chunk.size()) {
+      const std::size_t take = std::min(chunk.size(), count - done);
+      in.read_exact(chunk.data(), take * 4);
       for (std::size_t i = 0; i < take; ++i) m.data()[done + i] = chunk[i];
     }
   }
-  if (!in) fail(path, "read error");
   return m;
 }
 
@@ -256,22 +238,15 @@ void write_npy(const std::string& path, const Eigen::MatrixXd& m) {
   const std::size_t total = 10 + header.size() + 1;
   header.append((64 - total % 64) % 64, ' ');
   header.push_back('\n');
-
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    if (!out) throw std::runtime_error("cannot write " + tmp);
-    out.write("\x93NUMPY\x01\x00", 8);
-    const auto len = static_cast<std::uint16_t>(header.size());
-    const char len_bytes[2] = {static_cast<char>(len & 0xFF), static_cast<char>(len >> 8)};
-    out.write(len_bytes, 2);
-    out.write(header.data(), static_cast<std::streamsize>(header.size()));
-    const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> row_major = m;
-    out.write(reinterpret_cast<const char*>(row_major.data()),
-              static_cast<std::streamsize>(sizeof(double) * static_cast<std::size_t>(m.size())));
-    if (!out) throw std::runtime_error("cannot write " + tmp);
-  }
-  std::filesystem::rename(tmp, path);
+  const auto len = static_cast<std::uint16_t>(header.size());
+  std::string bytes("\x93NUMPY\x01\x00", 8);
+  bytes.push_back(static_cast<char>(len & 0xFF));
+  bytes.push_back(static_cast<char>(len >> 8));
+  bytes += header;
+  const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> row_major = m;
+  bytes.append(reinterpret_cast<const char*>(row_major.data()),
+               sizeof(double) * static_cast<std::size_t>(m.size()));
+  write_file_atomic(path, bytes);
 }
 
 }  // namespace dln::io

@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "dln/error.hpp"
@@ -13,8 +14,9 @@ class Reader {
  public:
   Reader(const std::string& bytes, const std::string& name) : bytes_(bytes), name_(name) {}
 
-  std::uint64_t le(std::size_t offset, int width) const {
-    if (offset + static_cast<std::size_t>(width) > bytes_.size()) corrupt("truncated archive");
+  std::uint64_t le(std::uint64_t offset, int width) const {
+    if (offset > bytes_.size() || static_cast<std::uint64_t>(width) > bytes_.size() - offset)
+      corrupt("truncated archive");
     std::uint64_t v = 0;
     for (int i = 0; i < width; ++i)
       v |= static_cast<std::uint64_t>(static_cast<unsigned char>(bytes_[offset + i])) << (8 * i);
@@ -24,23 +26,48 @@ class Reader {
     throw InputError(name_, 0, "", "not a valid .npz archive: " + what);
   }
   const std::string& bytes() const { return bytes_; }
+  // bytes [offset, offset + n), which must lie inside the archive.
+  std::string_view span(std::uint64_t offset, std::uint64_t n, const std::string& what) const {
+    if (offset > bytes_.size() || n > bytes_.size() - offset) corrupt(what + " is truncated");
+    return std::string_view(bytes_).substr(offset, n);
+  }
 
  private:
   const std::string& bytes_;
   const std::string& name_;
 };
 
+// Deflate expands at most 1032-fold; a member claiming more is refused before allocating.
+constexpr std::uint64_t kMaxDeflateRatio = 1032;
+
 std::string inflate_raw(std::string_view in, std::size_t out_size, const Reader& r) {
   std::string out(out_size, '\0');
   z_stream zs{};
   if (inflateInit2(&zs, -MAX_WBITS) != Z_OK) r.corrupt("cannot start inflate");
   zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in.data()));
-  zs.avail_in = static_cast<uInt>(in.size());
   zs.next_out = reinterpret_cast<Bytef*>(out.data());
-  zs.avail_out = static_cast<uInt>(out.size());
-  const int rc = inflate(&zs, Z_FINISH);
+  std::size_t in_left = in.size(), out_left = out.size();
+  constexpr std::size_t kChunk = 1u << 30;  // z_stream counts in 32 bits
+  int rc = Z_OK;
+  while (true) {
+    if (zs.avail_in == 0 && in_left > 0) {
+      zs.avail_in = static_cast<uInt>(std::min(in_left, kChunk));
+      in_left -= zs.avail_in;
+    }
+    if (zs.avail_out == 0 && out_left > 0) {
+      zs.avail_out = static_cast<uInt>(std::min(out_left, kChunk));
+      out_left -= zs.avail_out;
+    }
+    rc = inflate(&zs, Z_NO_FLUSH);
+    if (rc != Z_OK) break;  // Z_STREAM_END, or an error
+    if ((zs.avail_in == 0 && in_left == 0) || (zs.avail_out == 0 && out_left == 0)) {
+      rc = inflate(&zs, Z_FINISH);  // whatever is left decides
+      break;
+    }
+  }
+  const bool ok = rc == Z_STREAM_END && zs.total_out == out_size;
   inflateEnd(&zs);
-  if (rc != Z_STREAM_END || zs.total_out != out_size) r.corrupt("corrupt deflated member");
+  if (!ok) r.corrupt("corrupt deflated member (or its size is wrong)");
   return out;
 }
 
@@ -68,9 +95,10 @@ std::map<std::string, NpyArray> read_npz(const std::string& path) {
     entries = r.le(e64 + 32, 8);
     cd_offset = r.le(e64 + 48, 8);
   }
+  if (entries > bytes.size() / 46) r.corrupt("the central directory claims too many members");
 
   std::map<std::string, NpyArray> members;
-  std::size_t pos = cd_offset;
+  std::uint64_t pos = cd_offset;
   for (std::uint64_t e = 0; e < entries; ++e) {
     if (r.le(pos, 4) != kCentral) r.corrupt("bad central directory entry");
     const auto method = r.le(pos + 10, 2);
@@ -78,9 +106,11 @@ std::map<std::string, NpyArray> read_npz(const std::string& path) {
     const auto name_len = r.le(pos + 28, 2), extra_len = r.le(pos + 30, 2);
     const auto comment_len = r.le(pos + 32, 2);
     std::uint64_t local = r.le(pos + 42, 4);
-    const std::string member = bytes.substr(pos + 46, name_len);
+    const std::string member(r.span(pos + 46, name_len, "a member name"));
+    r.span(pos + 46 + name_len, std::uint64_t{extra_len} + comment_len,
+           "a central directory entry");
     // Zip64 extra field: the 64-bit values of whichever fields are saturated, in order.
-    for (std::size_t x = pos + 46 + name_len; x + 4 <= pos + 46 + name_len + extra_len;) {
+    for (std::uint64_t x = pos + 46 + name_len; x + 4 <= pos + 46 + name_len + extra_len;) {
       const auto id = r.le(x, 2), size = r.le(x + 2, 2);
       if (id == 0x0001) {
         std::size_t f = x + 4;
@@ -93,14 +123,18 @@ std::map<std::string, NpyArray> read_npz(const std::string& path) {
     pos += 46 + name_len + extra_len + comment_len;
 
     if (r.le(local, 4) != kLocal) r.corrupt("bad local header for " + member);
-    const std::size_t data = local + 30 + r.le(local + 26, 2) + r.le(local + 28, 2);
-    if (data + comp > bytes.size()) r.corrupt("member " + member + " is truncated");
-    const std::string_view raw(bytes.data() + data, comp);
+    const std::uint64_t data = local + 30 + r.le(local + 26, 2) + r.le(local + 28, 2);
+    const std::string_view raw = r.span(data, comp, "member " + member);
     std::string content;
     if (method == 0) {
+      if (uncomp != comp) r.corrupt("stored member " + member + " has two different sizes");
       content = std::string(raw);
     } else if (method == 8) {
-      content = inflate_raw(raw, uncomp, r);
+      if (uncomp / kMaxDeflateRatio > comp + 1)
+        r.corrupt("member " + member + " claims " + std::to_string(uncomp) + " bytes from " +
+                  std::to_string(comp) + " compressed ones, more than deflate can produce");
+      require_memory(static_cast<double>(uncomp), "member " + member, path);
+      content = inflate_raw(raw, static_cast<std::size_t>(uncomp), r);
     } else {
       r.corrupt("member " + member + " uses unsupported compression " + std::to_string(method));
     }

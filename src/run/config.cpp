@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 
+#include "dln/io/input.hpp"
 #include "dln/optim/optimizer.hpp"
 #include "dln/probe/probe.hpp"
 #include "dln/rng.hpp"
@@ -84,6 +85,9 @@ const std::vector<KeySpec>& config_schema() {
        "The .npz, .csv (optionally .gz) or LIBSVM file; for mnist_json the folder holding "
        "0.json ... 9.json; for idx the images file (IDX, optionally .gz).",
        "data.source=npz|csv|libsvm|mnist_json|idx"},
+      {"data.paths", T::kStringArray, "[] (data.path)",
+       "LIBSVM files read one after another as one data set (instead of data.path).",
+       "data.source=libsvm"},
       {"data.label_path", T::kString, "(idx: required)", "The labels file (IDX) of data.path.",
        "data.source=idx"},
       {"data.test_path", T::kString, "(none)",
@@ -106,8 +110,10 @@ const std::vector<KeySpec>& config_schema() {
       {"data.header", T::kBool, "true",
        "Whether CSV files start with a header row (without one, columns are named 1, 2, ...).",
        "data.source=csv"},
-      {"data.classes", T::kIntArray, "[] (all ten)", "Classes (digits, labels 0-9) to load.",
-       "data.source=mnist_json|idx"},
+      {"data.classes", T::kIntArray, "[] (all)",
+       "Classes to load: digits (labels 0-9) for images; for libsvm, the class a of labels "
+       "\"a;b\" (the gas-sensor files' gas, 1 = ethanol).",
+       "data.source=mnist_json|idx|libsvm"},
       {"data.labels", T::kString, "\"onehot\"",
        "onehot (k = number of classes) or pm1 (two classes: the first -1, the second +1).",
        "data.source=mnist_json|idx"},
@@ -221,6 +227,28 @@ const std::vector<KeySpec>& config_schema() {
 
 namespace {
 
+// Upper limits of integer keys (docs/safety.md#limits): what the engine's int-sized counts
+// hold, and bounds beyond which a value can only be a mistake.
+constexpr std::int64_t kMaxCount = std::numeric_limits<int>::max();
+constexpr std::int64_t kMaxSteps = std::int64_t{1} << 60;
+constexpr std::int64_t kMaxDepth = 100000;          // the e2e preconditioner loops over the depth
+constexpr std::int64_t kMaxSlopeWindow = 10000000;  // rows kept by the loglog_slope probe
+constexpr double kMaxFlowRecords = 1e8;
+constexpr std::uint64_t kMaxConfigBytes = 16u << 20;
+
+// Why `name` cannot name a directory of dln's output, or "".
+std::string directory_name_problem(const std::string& name) {
+  if (name.empty()) return "must not be empty (it names the output directory)";
+  if (name == "." || name == "..") return "'" + name + "' names no directory of its own";
+  if (name.find_first_of("/\\") != std::string::npos)
+    return "'" + name + "' holds a path separator; use --out for a path";
+  if (std::any_of(name.begin(), name.end(),
+                  [](char c) { return static_cast<unsigned char>(c) < 0x20; }))
+    return "holds a control character";
+  if (name.size() > 200) return "is longer than 200 bytes";
+  return "";
+}
+
 const KeySpec* find_key(const std::string& key) {
   for (const auto& k : config_schema())
     if (k.key == key) return &k;
@@ -330,9 +358,9 @@ void flatten(const toml::table& table, const std::string& prefix, const std::str
         const toml::table& arm = *arm_node.as_table();
         at.line = static_cast<int>(arm.source().begin.line);
         const auto name = arm["name"].value<std::string>();
-        if (!name || name->empty() || name->find('/') != std::string::npos || *name == "." ||
-            *name == "..")
-          throw value_error("arms.name", at, "every arm needs a name usable as a directory");
+        if (!name) throw value_error("arms.name", at, "every arm needs a name");
+        if (auto why = directory_name_problem(*name); !why.empty())
+          throw value_error("arms.name", at, why);
         for (const auto& other : out.arms)
           if (other.name == *name)
             throw value_error("arms.name", at, "'" + *name + "' is used twice");
@@ -582,10 +610,16 @@ ConfigFile load_config(const std::string& path, const std::vector<std::string>& 
   config.path = path;
   toml::table table;
   try {
-    table = toml::parse_file(path);
+    io::InputFile file(path);  // a regular file, or an InputError naming it
+    if (file.size() > kMaxConfigBytes)
+      throw InputError(path, 0, "",
+                       "is " + io::bytes_text(static_cast<double>(file.size())) +
+                           "; a config is at most " + io::bytes_text(kMaxConfigBytes));
+    std::string text(static_cast<std::size_t>(file.size()), '\0');
+    file.read_exact(text.data(), text.size());
+    table = toml::parse(text, path);
   } catch (const toml::parse_error& e) {
     const std::string description(e.description());
-    if (!fs::exists(path)) throw InputError(path, 0, "", "cannot open config file");
     throw InputError(path, static_cast<int>(e.source().begin.line), "",
                      "malformed TOML: " + description);
   }
@@ -701,10 +735,17 @@ RunSpec resolve(const ConfigFile& config,
     for (const auto& e : reg) names.push_back(e.name);
     one_of(k, names);
   };
-  auto positive_int = [&](const std::string& k) {
+  // Integers are range-checked in 64 bits before they are narrowed (docs/safety.md).
+  auto int_in = [&](const std::string& k, std::int64_t lo, std::int64_t hi) {
     const auto v = integer(k);
-    if (v < 1) throw fail(k, "must be >= 1 (got " + std::to_string(v) + ")");
-    return static_cast<int>(v);
+    if (v < lo || v > hi)
+      throw fail(k, v < lo && hi == kMaxCount
+                        ? fmt::format("must be >= {} (got {})", lo, v)
+                        : fmt::format("must be from {} to {} (got {})", lo, hi, v));
+    return v;
+  };
+  auto positive_int = [&](const std::string& k) {
+    return static_cast<int>(int_in(k, 1, kMaxCount));
   };
   auto path_of = [&](const std::string& k, const std::string& p) {
     const fs::path f(p);
@@ -712,8 +753,7 @@ RunSpec resolve(const ConfigFile& config,
   };
 
   spec.name = str("name");
-  if (spec.name.empty() || spec.name.find('/') != std::string::npos)
-    throw fail("name", "must be a non-empty name without '/'");
+  if (auto why = directory_name_problem(spec.name); !why.empty()) throw fail("name", why);
   spec.seed = static_cast<std::uint64_t>(seed);
 
   // [data]
@@ -774,11 +814,22 @@ RunSpec resolve(const ConfigFile& config,
   } else if (d.source == "npy") {
     d.x = required_path("data.x", "data.source = npy");
     d.y = required_path("data.y", "data.source = npy");
-  } else if (d.source == "npz" || d.source == "libsvm") {
-    d.path = required_path("data.path", "data.source = " + d.source);
-    if (d.source == "npz") {
-      d.x_key = str("data.x_key");
-      d.y_key = str("data.y_key");
+  } else if (d.source == "npz") {
+    d.path = required_path("data.path", "data.source = npz");
+    d.x_key = str("data.x_key");
+    d.y_key = str("data.y_key");
+  } else if (d.source == "libsvm") {
+    for (const auto& p : strings("data.paths")) d.paths.push_back(path_of("data.paths", p));
+    if (d.paths.empty()) {
+      d.path = required_path("data.path", "data.source = libsvm, or data.paths");
+    } else if (!str("data.path").empty()) {
+      throw fail("data.paths", "give data.path or data.paths, not both");
+    }
+    for (auto c : std::get<std::vector<std::int64_t>>(r.at("data.classes").value)) {
+      if (c < 0 || c > kMaxCount) throw fail("data.classes", "classes are numbers >= 0");
+      if (std::find(d.classes.begin(), d.classes.end(), c) != d.classes.end())
+        throw fail("data.classes", "class " + std::to_string(c) + " is listed twice");
+      d.classes.push_back(static_cast<int>(c));
     }
   } else if (d.source == "csv") {
     // One file (data.path, which wins when both are given) or two (data.x and data.y).
@@ -829,8 +880,7 @@ RunSpec resolve(const ConfigFile& config,
     d.labels = str("data.labels");
     if (d.labels == "pm1" && d.classes.size() != 2)
       throw fail("data.labels", "pm1 needs exactly two data.classes");
-    if (integer("data.per_class") < 0) throw fail("data.per_class", "must be >= 0");
-    d.per_class = static_cast<int>(integer("data.per_class"));
+    d.per_class = static_cast<int>(int_in("data.per_class", 0, kMaxCount));
     if (d.source == "mnist_json") {
       d.test_fraction = num("data.test_fraction");
       if (!(d.test_fraction >= 0 && d.test_fraction < 1))
@@ -845,8 +895,9 @@ RunSpec resolve(const ConfigFile& config,
 
   // [model]
   for (auto w : std::get<std::vector<std::int64_t>>(r.at("model.widths").value)) {
-    if (w < 1)
-      throw fail("model.widths", "every width must be >= 1 (got " + std::to_string(w) + ")");
+    if (w < 1 || w > kMaxCount)
+      throw fail("model.widths",
+                 fmt::format("every width must be from 1 to {} (got {})", kMaxCount, w));
     spec.widths.push_back(static_cast<int>(w));
   }
   if (spec.widths.size() < 2)
@@ -919,8 +970,7 @@ RunSpec resolve(const ConfigFile& config,
     o.lr = num("optimizer.lr");
     if (!(o.lr > 0) || !std::isfinite(o.lr))
       throw fail("optimizer.lr", "must be > 0 (got " + value_text(r.at("optimizer.lr")) + ")");
-    o.steps = integer("optimizer.steps");
-    if (o.steps < 0) throw fail("optimizer.steps", "must be >= 0");
+    o.steps = int_in("optimizer.steps", 0, kMaxSteps);
     o.schedule.kind = str("optimizer.schedule");
     registered("optimizer.schedule", schedule_registry());
   } else {
@@ -934,8 +984,7 @@ RunSpec resolve(const ConfigFile& config,
     if (!(o.rel_tol > 0)) throw fail("optimizer.rel_tol", "must be > 0");
   }
   if (r.count("optimizer.depth")) {
-    if (integer("optimizer.depth") < 1) throw fail("optimizer.depth", "must be >= 1");
-    o.depth = static_cast<int>(integer("optimizer.depth"));
+    o.depth = static_cast<int>(int_in("optimizer.depth", 1, kMaxDepth));
   }
   if (r.count("optimizer.round_robin")) o.round_robin = boolean("optimizer.round_robin");
   if (r.count("optimizer.beta1")) {
@@ -964,13 +1013,18 @@ RunSpec resolve(const ConfigFile& config,
     if (!(spec.train.dt > 0) || !std::isfinite(spec.train.dt))
       throw fail("record.every", "must be a time > 0");
     const double intervals = o.time / spec.train.dt;
+    if (!(intervals <= kMaxFlowRecords))
+      throw fail("record.every",
+                 fmt::format("makes {:.3g} records of optimizer.time; at most {:.0e}", intervals,
+                             kMaxFlowRecords));
     if (std::abs(intervals - std::round(intervals)) > 1e-9 * intervals)
       throw fail("record.every", "must divide optimizer.time into a whole number of intervals");
   } else {
     if (!std::holds_alternative<std::int64_t>(every))
       throw fail("record.every", "must be a whole number of steps (a time only for flow)");
     spec.train.every = std::get<std::int64_t>(every);
-    if (spec.train.every < 1) throw fail("record.every", "must be >= 1");
+    if (spec.train.every < 1 || spec.train.every > kMaxSteps)
+      throw fail("record.every", fmt::format("must be from 1 to {} steps", kMaxSteps));
   }
   spec.train.probes = strings("record.probes");
   spec.save_data = boolean("record.data");
@@ -989,10 +1043,9 @@ RunSpec resolve(const ConfigFile& config,
     throw fail("record.basu_kappa1", "must be >= 0");
   if (!(spec.train.probe_options.basu_kappa2 >= 0 && spec.train.probe_options.basu_kappa2 <= 1))
     throw fail("record.basu_kappa2", "must be in [0, 1]");
-  if (integer("record.eigs") < 1) throw fail("record.eigs", "must be >= 1");
-  if (integer("record.slope_window") < 2) throw fail("record.slope_window", "must be >= 2");
-  spec.train.probe_options.slope_window = static_cast<int>(integer("record.slope_window"));
-  spec.train.probe_options.eigs = static_cast<int>(integer("record.eigs"));
+  spec.train.probe_options.slope_window =
+      static_cast<int>(int_in("record.slope_window", 2, kMaxSlopeWindow));
+  spec.train.probe_options.eigs = static_cast<int>(int_in("record.eigs", 1, kMaxCount));
   spec.train.stop.loss = num("stop.loss");
   if (!(spec.train.stop.loss >= 0)) throw fail("stop.loss", "must be >= 0");
   spec.train.stop.diverge_factor = num("stop.diverge_factor");
@@ -1044,6 +1097,11 @@ RunSpec resolve(const ConfigFile& config,
     toml::array a;
     for (const auto& p : init.paths) a.push_back(p);
     out.get_as<toml::table>("init")->insert_or_assign("paths", std::move(a));
+  }
+  if (!d.paths.empty()) {
+    toml::array a;
+    for (const auto& p : d.paths) a.push_back(p);
+    out.get_as<toml::table>("data")->insert_or_assign("paths", std::move(a));
   }
   std::ostringstream os;
   os << out << "\n";

@@ -1,7 +1,9 @@
 #include "dln/run/csv_recorder.hpp"
 
 #include <fmt/format.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <cmath>
 #include <stdexcept>
 
@@ -37,7 +39,9 @@ void CsvRecorder::record(long step, std::span<const double> row) {
 }
 
 void CsvRecorder::close() {
-  const bool ok = std::ferror(file_) == 0;
+  bool ok = std::fflush(file_) == 0 && std::ferror(file_) == 0;
+  // On disk before the summary.json that says the run is finished.
+  ok &= ::fsync(::fileno(file_)) == 0 || errno == EINVAL || errno == EROFS;
   if (std::fclose(file_) != 0 || !ok) {
     file_ = nullptr;
     throw std::runtime_error("cannot finish writing metrics.csv");

@@ -7,17 +7,19 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <thread>
 
 #include "dln/data/idx_images.hpp"
 #include "dln/data/mnist_json.hpp"
 #include "dln/data/synthetic.hpp"
 #include "dln/io/csv.hpp"
+#include "dln/io/input.hpp"
 #include "dln/io/libsvm.hpp"
 #include "dln/io/npy.hpp"
 #include "dln/io/npz.hpp"
+#include "dln/io/output.hpp"
 #include "dln/optim/agd.hpp"
 #include "dln/optim/optimizer.hpp"
 #include "dln/probe/probe.hpp"
@@ -75,12 +77,6 @@ std::string number(double v) {
   return std::isnan(v) ? "nan" : fmt::format("{}", v);
 }
 
-void write_text(const fs::path& path, const std::string& text) {
-  std::ofstream out(path);
-  out << text;
-  if (!out) throw std::runtime_error("cannot write " + path.string());
-}
-
 nlohmann::json json_number(double v) {
   return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(number(v));
 }
@@ -92,11 +88,55 @@ std::string csv_field(const std::string& s) {
   return q + "\"";
 }
 
+// Sweeps of more points than this are refused before they are expanded (docs/safety.md#limits).
+constexpr std::uint64_t kMaxSweepPoints = 1000000;
+
+// The memory a run takes beyond its data, estimated from the sizes alone (docs/safety.md#memory):
+// the net's layers, their gradients and up to two optimiser buffers per layer, the prefix and
+// suffix products, and the Gram matrices of the spectral probes.
+double net_bytes(const std::vector<int>& widths) {
+  double total = 0.0;
+  const double d = widths.front(), k = widths.back();
+  for (std::size_t l = 0; l + 1 < widths.size(); ++l) {
+    const double in = widths[l], out = widths[l + 1], m = std::min(in, out);
+    total += 4.0 * in * out + out * d + k * in + 3.0 * m * m;
+  }
+  return 8.0 * total;
+}
+
+// The problem built from d x n inputs and k x n targets: the data path's residual buffers; for
+// the l2 loss, the least-squares solve (two n x d copies) and the d x d statistics.
+double problem_bytes(const RunSpec& spec, double d, double n, double k) {
+  double total = (d + k) * n + 2.0 * k * n + 2.0 * k * d;
+  const bool l2 = (spec.loss.kind == "lp" || spec.loss.kind == "l2") && spec.loss.p == 2.0;
+  if (l2) total += 2.0 * n * d + 3.0 * d * d;
+  return 8.0 * total;
+}
+
+// The config key a data size comes from, for messages.
+std::string data_size_key(const RunSpec& spec) {
+  const std::string& s = spec.data.source;
+  if (s.starts_with("synthetic.")) return "data.dim";
+  if (s == "npy" || (s == "csv" && spec.data.path.empty())) return "data.x";
+  if (s.starts_with("toy.")) return "data.source";
+  return spec.data.paths.empty() ? "data.path" : "data.paths";
+}
+
 }  // namespace
 
 std::shared_ptr<const Dataset> load_data(const RunSpec& spec) {
   const DataSpec& d = spec.data;
   auto data = std::make_shared<Dataset>();
+  if (d.source.starts_with("synthetic.")) {  // sizes known before anything is drawn
+    const double dim = d.dim, n = static_cast<double>(d.samples) *
+                                  (d.source == "synthetic.separable" ? 2 : d.components);
+    const double k = d.source == "synthetic.separable" ? 1 : d.targets;
+    // The generator's rotations: a few d x d matrices at a time.
+    const double bytes = 8.0 * (dim + k) * n + 32.0 * dim * dim + problem_bytes(spec, dim, n, k);
+    at_key(spec, "data.dim", [&] {
+      io::require_memory(bytes, fmt::format("the data ({} x {}) and their statistics", dim, n), "");
+    });
+  }
   if (d.source == "synthetic.gaussian_mixture") {
     GaussianMixtureSpec g;
     g.components = d.components;
@@ -149,15 +189,41 @@ std::shared_ptr<const Dataset> load_data(const RunSpec& spec) {
           samples_from(it->second, d.path + ":" + name, spec, key);
     }
   } else if (d.source == "libsvm") {
-    const auto table = at_key(spec, "data.path", [&] { return io::read_libsvm(d.path); });
-    const auto n = static_cast<Eigen::Index>(table.rows.size());
-    data->X = Eigen::MatrixXd::Zero(static_cast<Eigen::Index>(table.dim), n);
-    data->Y.resize(1, n);
-    for (Eigen::Index i = 0; i < n; ++i) {
-      for (const auto& [index, value] : table.rows[i])
-        data->X(static_cast<Eigen::Index>(index), i) = value;
-      data->Y(0, i) = table.labels[i];
+    // One file or several read one after another; rows of the listed classes only.
+    const std::string key = d.paths.empty() ? "data.path" : "data.paths";
+    std::vector<io::SparseTable> tables;
+    std::size_t dim = 0, n = 0;
+    for (const auto& path : d.paths.empty() ? std::vector<std::string>{d.path} : d.paths) {
+      tables.push_back(at_key(spec, key, [&] { return io::read_libsvm(path); }));
+      auto& t = tables.back();
+      for (std::size_t i = 0; i < t.rows.size(); ++i) {
+        const bool keep = d.classes.empty() || std::find(d.classes.begin(), d.classes.end(),
+                                                         t.classes[i]) != d.classes.end();
+        if (!keep) continue;
+        ++n;
+        for (const auto& entry : t.rows[i]) dim = std::max(dim, entry.first + 1);
+      }
     }
+    at_key(spec, key, [&] {
+      const double dd = static_cast<double>(dim), nn = static_cast<double>(n);
+      io::require_memory(8.0 * dd * nn + problem_bytes(spec, dd, nn, 1.0),
+                         fmt::format("training on the dense {} x {} data matrix (d = its largest "
+                                     "index)",
+                                     dim, n),
+                         d.paths.empty() ? d.path : d.paths.front());
+    });
+    data->X = Eigen::MatrixXd::Zero(static_cast<Eigen::Index>(dim), static_cast<Eigen::Index>(n));
+    data->Y.resize(1, static_cast<Eigen::Index>(n));
+    Eigen::Index col = 0;
+    for (const auto& t : tables)
+      for (std::size_t i = 0; i < t.rows.size(); ++i) {
+        if (!d.classes.empty() &&
+            std::find(d.classes.begin(), d.classes.end(), t.classes[i]) == d.classes.end())
+          continue;
+        for (const auto& [index, value] : t.rows[i])
+          data->X(static_cast<Eigen::Index>(index), col) = value;
+        data->Y(0, col++) = t.labels[i];
+      }
   } else if (d.source == "mnist_json") {
     MnistJsonSpec m;
     m.dir = d.path;
@@ -235,21 +301,35 @@ std::shared_ptr<const Dataset> load_data(const RunSpec& spec) {
   return data;
 }
 
+std::shared_ptr<const Problem> build_problem(const RunSpec& spec,
+                                             std::shared_ptr<const Dataset> data) {
+  const double d = static_cast<double>(data->dim()), n = static_cast<double>(data->samples());
+  const double k = static_cast<double>(data->targets());
+  at_key(spec, data_size_key(spec), [&] {
+    io::require_memory(problem_bytes(spec, d, n, k),
+                       fmt::format("training on {} samples of dimension {}", n, d), "");
+  });
+  return make_problem(spec, std::move(data));
+}
+
 std::shared_ptr<const Problem> ProblemCache::get(const RunSpec& spec) {
   std::lock_guard lock(mutex_);
   const std::string dkey = data_key(spec), pkey = dkey + "|" + loss_key(spec);
   if (auto it = problems_.find(pkey); it != problems_.end()) return it->second;
   auto& data = data_[dkey];
   if (!data) data = load_data(spec);
-  auto problem = make_problem(spec, data);
+  auto problem = build_problem(spec, data);
   problems_[pkey] = problem;
   return problem;
 }
 
 PreparedRun prepare(const RunSpec& spec, ProblemCache* cache) {
+  // The net's memory is known from the widths alone: checked before any data are read.
+  at_key(spec, "model.widths",
+         [&] { io::require_memory(net_bytes(spec.widths), "a net of these widths", ""); });
   PreparedRun run;
   run.spec = spec;
-  run.problem = cache ? cache->get(spec) : make_problem(spec, load_data(spec));
+  run.problem = cache ? cache->get(spec) : build_problem(spec, load_data(spec));
   const Problem& p = *run.problem;
   if (spec.widths.front() != p.dim())
     throw spec.error_at("model.widths",
@@ -285,18 +365,13 @@ PreparedRun prepare(const RunSpec& spec, ProblemCache* cache) {
 }
 
 void check_output_dir(const std::string& dir, bool force) {
-  if (!fs::exists(dir) || force) return;
-  if (fs::exists(fs::path(dir) / "summary.json"))
-    throw InputError(dir, 0, "", "already holds a completed run (use --force to overwrite it)");
-  if (!fs::is_directory(dir) || !fs::is_empty(dir))
-    throw InputError(dir, 0, "",
-                     "exists and is not an empty directory (use --force to replace it)");
+  io::check_replaceable(io::output_path(dir, "--out"), force);
 }
 
 RunResult write_run(PreparedRun& run, const std::string& dir) {
   const fs::path root(dir);
-  fs::create_directories(root / "weights");
-  write_text(root / "config.toml", run.spec.resolved_toml);
+  fs::create_directory(root / "weights");
+  io::write_file_atomic(root / "config.toml", run.spec.resolved_toml);
 
   CsvRecorder recorder((root / "metrics.csv").string());
   const RunResult result = train(*run.problem, run.net, run.spec.train, &recorder);
@@ -309,6 +384,7 @@ RunResult write_run(PreparedRun& run, const std::string& dir) {
     io::write_npy((root / "data_X.npy").string(), Eigen::MatrixXd(data.X.transpose()));
     io::write_npy((root / "data_Y.npy").string(), Eigen::MatrixXd(data.Y.transpose()));
   }
+  io::sync_path(root / "weights");
 
   nlohmann::ordered_json summary;
   summary["name"] = run.spec.name;
@@ -327,25 +403,17 @@ RunResult write_run(PreparedRun& run, const std::string& dir) {
   for (std::size_t i = 0; i < result.columns.size(); ++i)
     final_values[result.columns[i]] = json_number(result.final_row[i]);
   summary["final"] = final_values;
-  write_text(root / "summary.json", summary.dump(2) + "\n");
+  // Written last: a run directory with a summary.json is finished.
+  io::write_file_atomic(root / "summary.json", summary.dump(2) + "\n");
+  io::mark_dir(root, "run");
   return result;
 }
 
 RunResult run_atomically(PreparedRun& run, const std::string& dir, bool force) {
-  check_output_dir(dir, force);
-  const fs::path target = fs::absolute(dir).lexically_normal();
-  if (!target.parent_path().empty()) fs::create_directories(target.parent_path());
-  const fs::path tmp = target.string() + fmt::format(".tmp-{}", ::getpid());
-  fs::remove_all(tmp);
-  RunResult result;
-  try {
-    result = write_run(run, tmp.string());
-  } catch (...) {
-    fs::remove_all(tmp);
-    throw;
-  }
-  if (fs::exists(target)) fs::remove_all(target);
-  fs::rename(tmp, target);
+  io::Output out(io::output_path(dir, "--out"), force);
+  const fs::path tmp = out.fresh_staging();
+  RunResult result = write_run(run, tmp.string());
+  out.commit(tmp);
   return result;
 }
 
@@ -369,26 +437,49 @@ const Ranks& current_ranks() {
 }
 
 // A finished run's result from its summary.json (status, steps and the final row), for runs a
-// resumed sweep does not repeat.
-RunResult read_result(const fs::path& run_dir) {
-  const auto summary =
-      nlohmann::ordered_json::parse(io::read_file((run_dir / "summary.json").string()));
-  auto number_of = [](const nlohmann::ordered_json& v) {
-    return v.is_string() ? std::strtod(v.get<std::string>().c_str(), nullptr) : v.get<double>();
-  };
-  RunResult r;
-  const std::string status = summary.at("status").get<std::string>();
-  r.status = status == "converged"  ? RunStatus::kConverged
-             : status == "diverged" ? RunStatus::kDiverged
-                                    : RunStatus::kCompleted;
-  r.steps = summary.at("steps").get<long>();
-  r.initial_loss = number_of(summary.at("initial_loss"));
-  r.final_loss = number_of(summary.at("final_loss"));
-  for (const auto& [column, value] : summary.at("final").items()) {
-    r.columns.push_back(column);
-    r.final_row.push_back(number_of(value));
+// resumed sweep does not repeat; nothing when there is no readable one (the run is redone).
+std::optional<RunResult> read_result(const fs::path& run_dir) {
+  const fs::path path = run_dir / "summary.json";
+  std::error_code ec;
+  if (!fs::is_regular_file(fs::symlink_status(path, ec))) return std::nullopt;
+  try {
+    const auto summary = nlohmann::ordered_json::parse(io::read_file(path.string()));
+    auto number_of = [](const nlohmann::ordered_json& v) {
+      return v.is_string() ? std::strtod(v.get<std::string>().c_str(), nullptr) : v.get<double>();
+    };
+    RunResult r;
+    const std::string status = summary.at("status").get<std::string>();
+    r.status = status == "converged"  ? RunStatus::kConverged
+               : status == "diverged" ? RunStatus::kDiverged
+                                      : RunStatus::kCompleted;
+    r.steps = summary.at("steps").get<long>();
+    r.initial_loss = number_of(summary.at("initial_loss"));
+    r.final_loss = number_of(summary.at("final_loss"));
+    for (const auto& [column, value] : summary.at("final").items()) {
+      r.columns.push_back(column);
+      r.final_row.push_back(number_of(value));
+    }
+    return r;
+  } catch (const std::exception&) {  // torn or foreign: not a finished run
+    return std::nullopt;
   }
-  return r;
+}
+
+// Runs `setup` on the first process only; every process learns whether it succeeded, and bad
+// input found there is reported there (the others end with a generic InputError).
+template <typename F>
+void on_first_process(const Ranks& ranks, F&& setup) {
+  std::exception_ptr error;
+  if (ranks.rank == 0) {
+    try {
+      setup();
+    } catch (...) {
+      error = std::current_exception();
+    }
+  }
+  const bool ok = ranks.all_ok(!error);
+  if (error) std::rethrow_exception(error);
+  if (!ok) throw InputError("the first process could not set up the output directory");
 }
 
 // Prepares every point (all input errors before any run), runs them on `jobs` threads into
@@ -398,13 +489,12 @@ RunResult read_result(const fs::path& run_dir) {
 SweepOutcome run_points(const ConfigFile& config, const std::vector<Point>& points,
                         const std::vector<std::string>& label_columns, const std::string& dir,
                         int jobs, bool force, std::vector<RunResult>* results_out = nullptr) {
-  check_output_dir(dir, force);
+  const fs::path target = io::output_path(dir, "--out");
+  io::check_replaceable(target, force);
   ProblemCache cache;
   std::vector<PreparedRun> runs;
   for (const auto& p : points) runs.push_back(prepare(resolve(config, p.overrides), &cache));
 
-  const fs::path target = fs::absolute(dir).lexically_normal();
-  if (!target.parent_path().empty()) fs::create_directories(target.parent_path());
   const fs::path tmp = target.string() + ".partial";
   // What these runs are: every point's name and resolved config. A partial directory from an
   // interrupted sweep is resumed only if it was started for exactly these.
@@ -416,25 +506,34 @@ SweepOutcome run_points(const ConfigFile& config, const std::vector<Point>& poin
   const bool lead = ranks.rank == 0;
   std::vector<RunResult> results(runs.size());
   SweepOutcome outcome;
-  if (lead) {  // the first process sets up DIR.partial, the others wait for it
-    const bool resuming =
-        !force && fs::exists(identity_file) && io::read_file(identity_file.string()) == identity;
+  std::optional<io::Output> out;  // the first process holds the lock until the end
+  on_first_process(ranks, [&] {
+    out.emplace(target, force);
+    std::error_code ec;
+    bool resuming = false;
+    if (!force && io::is_dln_dir(tmp)) {
+      std::string previous;
+      try {
+        previous = io::read_file(identity_file.string());
+      } catch (const InputError&) {  // no readable points list: start over
+      }
+      resuming = previous == identity;
+    }
     if (!resuming) {
-      fs::remove_all(tmp);
-      fs::create_directories(tmp);
-      write_text(identity_file, identity);
+      io::make_staging_dir(tmp);
+      io::write_file_atomic(identity_file, identity);
     }
     for (std::size_t i = 0; i < runs.size(); ++i) {
       const fs::path run_dir = tmp / points[i].name;
-      if (resuming && fs::exists(run_dir / "summary.json")) {  // summary.json is written last
-        results[i] = read_result(run_dir);
+      if (!resuming) continue;
+      if (auto r = read_result(run_dir)) {  // summary.json is written last, atomically
+        results[i] = std::move(*r);
         ++outcome.resumed;
-      } else {
-        fs::remove_all(run_dir);
+      } else if (fs::exists(fs::symlink_status(run_dir, ec))) {
+        io::make_staging_dir(run_dir);  // an unfinished run (or a torn file): redone
       }
     }
-  }
-  ranks.barrier();
+  });
   // The runs still to do, shared between the processes: every size-th one.
   std::vector<std::size_t> todo, others;
   for (std::size_t i = 0, k = 0; i < runs.size(); ++i) {
@@ -451,7 +550,9 @@ SweepOutcome run_points(const ConfigFile& config, const std::vector<Point>& poin
     for (std::size_t k; (k = next++) < todo.size();) {
       const std::size_t i = todo[k];
       try {
-        results[i] = write_run(runs[i], (tmp / points[i].name).string());
+        const fs::path run_dir = tmp / points[i].name;
+        io::make_staging_dir(run_dir);
+        results[i] = write_run(runs[i], run_dir.string());
       } catch (...) {
         std::lock_guard lock(error_mutex);
         if (!error) error = std::current_exception();
@@ -470,14 +571,21 @@ SweepOutcome run_points(const ConfigFile& config, const std::vector<Point>& poin
   if (!lead) {
     ranks.barrier();  // the first process writes runs.csv and renames DIR.partial to DIR
     if (results_out) {
-      for (std::size_t i = 0; i < runs.size(); ++i)
-        results[i] = read_result(target / points[i].name);
+      for (std::size_t i = 0; i < runs.size(); ++i) {
+        auto r = read_result(target / points[i].name);
+        if (!r) throw std::runtime_error("cannot read the summary of " + points[i].name);
+        results[i] = std::move(*r);
+      }
       *results_out = results;
     }
     outcome.runs = runs.size();
     return outcome;
   }
-  for (std::size_t i : others) results[i] = read_result(tmp / points[i].name);
+  for (std::size_t i : others) {
+    auto r = read_result(tmp / points[i].name);
+    if (!r) throw std::runtime_error("another process left no summary for run " + points[i].name);
+    results[i] = std::move(*r);
+  }
 
   // runs.csv: labels, status and the final metrics (wall-clock columns left out, so that the
   // table does not depend on --jobs or the machine's load).
@@ -506,10 +614,11 @@ SweepOutcome run_points(const ConfigFile& config, const std::vector<Point>& poin
     csv += "\n";
     ++outcome.statuses[status_name(results[i].status)];
   }
-  write_text(tmp / "runs.csv", csv);
-  fs::remove(identity_file);
-  if (fs::exists(target)) fs::remove_all(target);
-  fs::rename(tmp, target);
+  io::write_file_atomic(tmp / "runs.csv", csv);
+  fs::remove(identity_file);  // written by this sweep above (or by the one it resumes)
+  io::mark_dir(tmp, "sweep");
+  out->commit(tmp);
+  out.reset();
   ranks.barrier();
   outcome.runs = runs.size();
   if (results_out) *results_out = results;
@@ -517,78 +626,90 @@ SweepOutcome run_points(const ConfigFile& config, const std::vector<Point>& poin
   return outcome;
 }
 
-}  // namespace
+SweepOutcome select_in(const ConfigFile& config, const std::vector<Point>& grid,
+                       const std::vector<std::string>& columns, const fs::path& tmp, int jobs,
+                       std::optional<io::Output>& out);
 
 // Grid, then the best point of each group again with the [select.then] overrides, into
 // DIR/grid and DIR/best (docs/config.md#select-grid-search-then-the-long-run).
 SweepOutcome run_select(const ConfigFile& config, const std::vector<Point>& grid,
                         const std::vector<std::string>& columns, const std::string& dir, int jobs,
                         bool force) {
-  check_output_dir(dir, force);
-  const fs::path target = fs::absolute(dir).lexically_normal();
+  const fs::path target = io::output_path(dir, "--out");
+  io::check_replaceable(target, force);
   // One name for every process of a distributed sweep; the first sets it up.
   const fs::path tmp = target.string() + ".select";
   const Ranks& ranks = current_ranks();
-  if (ranks.rank == 0) {
-    fs::remove_all(tmp);
-    fs::create_directories(tmp);
-  }
-  ranks.barrier();
+  std::optional<io::Output> out;
+  on_first_process(ranks, [&] {
+    out.emplace(target, force);
+    io::make_staging_dir(tmp);
+  });
   try {
-    std::vector<RunResult> results;
-    SweepOutcome outcome =
-        run_points(config, grid, columns, (tmp / "grid").string(), jobs, true, &results);
-    // Group the points by their values on the axes not searched over.
-    const auto& sel = config.select;
-    std::vector<bool> searched;
-    for (const auto& c : columns)
-      searched.push_back(std::find(sel.over.begin(), sel.over.end(), c) != sel.over.end());
-    std::map<std::string, std::size_t> best;  // group key -> grid index
-    std::vector<std::string> order;
-    bool metric_seen = false;
-    for (std::size_t i = 0; i < grid.size(); ++i) {
-      std::string key;
-      for (std::size_t a = 0; a < columns.size(); ++a)
-        if (!searched[a]) key += grid[i].labels[a] + "\x1f";
-      const auto& r = results[i];
-      const auto col = std::find(r.columns.begin(), r.columns.end(), sel.metric);
-      if (col == r.columns.end()) continue;
-      metric_seen = true;
-      const double v = r.final_row[static_cast<std::size_t>(col - r.columns.begin())];
-      if (r.status == RunStatus::kDiverged || !std::isfinite(v)) continue;
-      if (!best.count(key)) order.push_back(key);
-      auto [it, fresh] = best.try_emplace(key, i);
-      const auto& rb = results[it->second];
-      const double vb = rb.final_row[static_cast<std::size_t>(
-          std::find(rb.columns.begin(), rb.columns.end(), sel.metric) - rb.columns.begin())];
-      if (!fresh && v < vb) it->second = i;
-    }
-    if (!metric_seen)
-      throw InputError(config.path, sel.line, "select.metric",
-                       "'" + sel.metric + "' is not a recorded column of the grid runs");
-    std::vector<Point> long_phase;
-    for (const auto& key : order) {
-      Point p = grid[best[key]];
-      p.name = fmt::format("{:03}", long_phase.size());
-      for (const auto& o : sel.then) p.overrides.push_back(o);
-      long_phase.push_back(std::move(p));
-    }
-    const SweepOutcome second =
-        run_points(config, long_phase, columns, (tmp / "best").string(), jobs, true);
-    outcome.runs += second.runs;
-    outcome.seconds += second.seconds;
-    for (const auto& [s, n] : second.statuses) outcome.statuses[s] += n;
-    if (ranks.rank == 0) {
-      if (fs::exists(target)) fs::remove_all(target);
-      fs::rename(tmp, target);
-    }
-    ranks.barrier();
-    return outcome;
+    return select_in(config, grid, columns, tmp, jobs, out);
   } catch (...) {
-    if (ranks.rank == 0) fs::remove_all(tmp);
+    if (ranks.rank == 0) io::remove_dln_dir(tmp);
     throw;
   }
 }
+
+SweepOutcome select_in(const ConfigFile& config, const std::vector<Point>& grid,
+                       const std::vector<std::string>& columns, const fs::path& tmp, int jobs,
+                       std::optional<io::Output>& out) {
+  const Ranks& ranks = current_ranks();
+  std::vector<RunResult> results;
+  SweepOutcome outcome =
+      run_points(config, grid, columns, (tmp / "grid").string(), jobs, true, &results);
+  // Group the points by their values on the axes not searched over.
+  const auto& sel = config.select;
+  std::vector<bool> searched;
+  for (const auto& c : columns)
+    searched.push_back(std::find(sel.over.begin(), sel.over.end(), c) != sel.over.end());
+  std::map<std::string, std::size_t> best;  // group key -> grid index
+  std::vector<std::string> order;
+  bool metric_seen = false;
+  for (std::size_t i = 0; i < grid.size(); ++i) {
+    std::string key;
+    for (std::size_t a = 0; a < columns.size(); ++a)
+      if (!searched[a]) key += grid[i].labels[a] + "\x1f";
+    const auto& r = results[i];
+    const auto col = std::find(r.columns.begin(), r.columns.end(), sel.metric);
+    if (col == r.columns.end()) continue;
+    metric_seen = true;
+    const double v = r.final_row[static_cast<std::size_t>(col - r.columns.begin())];
+    if (r.status == RunStatus::kDiverged || !std::isfinite(v)) continue;
+    if (!best.count(key)) order.push_back(key);
+    auto [it, fresh] = best.try_emplace(key, i);
+    const auto& rb = results[it->second];
+    const double vb = rb.final_row[static_cast<std::size_t>(
+        std::find(rb.columns.begin(), rb.columns.end(), sel.metric) - rb.columns.begin())];
+    if (!fresh && v < vb) it->second = i;
+  }
+  if (!metric_seen)
+    throw InputError(config.path, sel.line, "select.metric",
+                     "'" + sel.metric + "' is not a recorded column of the grid runs");
+  std::vector<Point> long_phase;
+  for (const auto& key : order) {
+    Point p = grid[best[key]];
+    p.name = fmt::format("{:03}", long_phase.size());
+    for (const auto& o : sel.then) p.overrides.push_back(o);
+    long_phase.push_back(std::move(p));
+  }
+  const SweepOutcome second =
+      run_points(config, long_phase, columns, (tmp / "best").string(), jobs, true);
+  outcome.runs += second.runs;
+  outcome.seconds += second.seconds;
+  for (const auto& [s, n] : second.statuses) outcome.statuses[s] += n;
+  if (ranks.rank == 0) {
+    io::mark_dir(tmp, "select");
+    out->commit(tmp);
+    out.reset();
+  }
+  ranks.barrier();
+  return outcome;
+}
+
+}  // namespace
 
 void set_ranks(Ranks ranks) {
   ranks_storage() = std::move(ranks);
@@ -597,6 +718,16 @@ void set_ranks(Ranks ranks) {
 SweepOutcome run_sweep(const ConfigFile& config, const std::string& dir, int jobs, bool force) {
   if (!config.arms.empty())
     throw InputError(config.path, 0, "arms", "[[arms]] are run by 'dln run', not swept");
+  // The number of points, checked before the product is expanded.
+  std::uint64_t count = 1;
+  for (const auto& [key, values] : config.sweep) {
+    count = io::mul_sat(count, values.size());
+    if (count > kMaxSweepPoints)
+      throw InputError(config.path, values.front().line, "sweep." + key,
+                       fmt::format("the sweep has more than {} points (the product of the lengths "
+                                   "of its axes); split it into several sweeps",
+                                   kMaxSweepPoints));
+  }
   // Cartesian product, the first axis varying slowest.
   std::vector<Point> points(1);
   for (const auto& [key, values] : config.sweep) {

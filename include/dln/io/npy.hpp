@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+#include "dln/io/input.hpp"
+
 namespace dln::io {
 
 struct NpyArray {
@@ -35,9 +37,5 @@ Eigen::MatrixXd read_npy_samples(const std::string& path, std::vector<std::size_
 
 // Writes m as a float64 C-order array of shape (rows, cols), atomically (temp + rename).
 void write_npy(const std::string& path, const Eigen::MatrixXd& m);
-
-// Reads a whole file (decompressing it when the name ends in ".gz"); throws InputError naming
-// it when it cannot be opened or decompressed.
-std::string read_file(const std::string& path);
 
 }  // namespace dln::io

@@ -46,6 +46,7 @@ struct DataSpec {
   int components = 3, samples = 400, dim = 10, targets = 3;
   double noise = 0.0, map_std = 1.0, mean_std = 2.0, scale_min = 0.5, scale_max = 2.0;
   std::string x, y, path, x_key = "X", y_key = "Y";  // paths absolute after resolution
+  std::vector<std::string> paths;                    // libsvm: several files
   std::vector<std::string> target_columns, feature_columns;
   char delimiter = ',';  // '\0': runs of whitespace
   bool header = true;

@@ -36,15 +36,16 @@ struct PreparedRun {
 std::shared_ptr<const Dataset> load_data(const RunSpec& spec);
 PreparedRun prepare(const RunSpec& spec, ProblemCache* cache = nullptr);
 
-// Refuses (InputError) an existing directory that holds a completed run or other files,
-// unless force is set.
+// Refuses (InputError) an existing `dir` unless it is empty, or force is set and dln wrote it
+// (io::check_replaceable); nothing is written.
 void check_output_dir(const std::string& dir, bool force);
 
-// Trains and writes the run directory `dir`, which must not exist: config.toml, metrics.csv,
-// summary.json, weights/W<l>.npy.
+// Trains and writes the run directory `dir`, an empty staging directory of dln's: config.toml,
+// metrics.csv, weights/W<l>.npy, then summary.json and the marker.
 RunResult write_run(PreparedRun& run, const std::string& dir);
 
-// write_run into a temporary sibling, then renamed to `dir` (replacing it when force is set).
+// write_run into a temporary sibling, then renamed to `dir` (replacing it, when force is set,
+// only if dln wrote it), under the lock of `dir` (io::Output).
 RunResult run_atomically(PreparedRun& run, const std::string& dir, bool force);
 
 // The processes a sweep is shared between (MPI ranks under mpirun): each runs every size-th
@@ -52,6 +53,8 @@ RunResult run_atomically(PreparedRun& run, const std::string& dir, bool force);
 struct Ranks {
   int rank = 0, size = 1;
   std::function<void()> barrier = [] {};
+  // Whether `ok` holds on every process (every process calls it).
+  std::function<bool(bool)> all_ok = [](bool ok) { return ok; };
 };
 void set_ranks(Ranks ranks);
 
