@@ -168,7 +168,9 @@ std::string read_file(const std::string& path) {
   }
   int code = Z_OK;
   const char* message = gzerror(gz, &code);
-  const std::string why = message ? message : "";
+  std::string why = message ? message : "";
+  if (why.starts_with("<fd:"))  // zlib names the descriptor; the path is named anyway
+    why = why.substr(std::min(why.size(), why.find(": ") + 2));
   gzclose(gz);
   // A stream that stops before its end (a cut file) leaves Z_BUF_ERROR; corrupt data, Z_DATA_ERROR.
   if (n < 0 || (code != Z_OK && code != Z_STREAM_END))

@@ -263,18 +263,19 @@ void make_staging_dir(const fs::path& dir) {
   std::error_code ec;
   if (fs::exists(fs::symlink_status(dir, ec))) {
     Marker m;
-    if (is_real_dir(dir) && fs::is_empty(dir, ec)) {
-      fs::remove(dir);  // empty: nothing to lose (a writer killed before its marker)
-    } else if (is_real_dir(dir) && read_marker(dir, m)) {
-      fs::remove_all(dir);
-    } else {
+    if (!is_real_dir(dir) || !read_marker(dir, m))
       throw InputError(dir.string(), 0, "",
                        "exists and was not written by dln; dln needs this name for its work "
                        "(move it away)");
-    }
+    fs::remove_all(dir);
   }
-  fs::create_directory(dir);
-  write_file_atomic(dir / kMarker, marker_text("staging", {}, {}));
+  // Marked before it appears under its name: a directory of that name without a marker is
+  // never dln's. Only the hidden name can be left unmarked (and empty) by a kill.
+  const fs::path fresh = dir.parent_path() / ("." + dir.filename().string() + ".new");
+  if (is_dln_dir(fresh)) fs::remove_all(fresh);
+  fs::create_directory(fresh);
+  write_file_atomic(fresh / kMarker, marker_text("staging", {}, {}));
+  fs::rename(fresh, dir);
 }
 
 void check_replaceable(const fs::path& target, bool force) {
@@ -338,8 +339,11 @@ Output::Output(fs::path target, bool force) : target_(std::move(target)) {
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(parent, ec)) {
       const std::string n = e.path().filename().string();
+      const std::string hidden = "." + stem;
       const bool stale = (n.starts_with(stem) && all_digits(n.substr(stem.size()))) ||
-                         (n.starts_with(old) && all_digits(n.substr(old.size())));
+                         (n.starts_with(old) && all_digits(n.substr(old.size()))) ||
+                         (n.starts_with(hidden) && n.ends_with(".new") &&
+                          all_digits(n.substr(hidden.size(), n.size() - hidden.size() - 4)));
       Marker m;
       if (stale && is_real_dir(e.path()) && read_marker(e.path(), m)) fs::remove_all(e.path());
     }
