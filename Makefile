@@ -5,7 +5,7 @@ BUILD := build/$(PRESET)
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 RUN_DIR := runs/quickstart
 
-.PHONY: all setup configure build run test test-asan bench format clean
+.PHONY: all setup configure build run test test-asan fuzz bench format clean
 
 all: build
 
@@ -30,6 +30,10 @@ test: build
 
 test-asan:
 	@$(MAKE) --no-print-directory PRESET=asan test
+
+# Every reader of user input under libFuzzer with ASan + UBSan, FUZZ_SECONDS (60) each.
+fuzz: setup
+	@bash scripts/fuzz.sh
 
 # Google Benchmark cases and the PyTorch/NumPy peers on the same workloads, in one run; writes
 # the table of docs/performance.md (bench/run.py; BENCH_ARGS=--no-write to only print it).

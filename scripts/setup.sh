@@ -6,7 +6,7 @@
 set -euo pipefail
 
 packages=(
-  cmake make g++ ccache
+  cmake make g++ ccache clang libclang-rt-14-dev
   libeigen3-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libfmt-dev zlib1g-dev
   libboost-dev liblinear-dev libblas-dev libopenmpi-dev openmpi-bin
   googletest libgtest-dev libbenchmark-dev

@@ -3,6 +3,7 @@
 #include <Eigen/Eigenvalues>
 #include <Eigen/QR>
 #include <Eigen/SVD>
+#include <cmath>
 
 namespace dln {
 
@@ -29,13 +30,26 @@ Problem::Problem(std::shared_ptr<const Dataset> data, Loss loss, GradientPath pa
   Eigen::CompleteOrthogonalDecomposition<Eigen::MatrixXd> cod(xt);
   w_star_ = cod.solve(Y.transpose()).transpose();
   const double c = loss_.scale(X.cols());
-  floor_ = c * (w_star_ * X - Y).squaredNorm() / 2.0;
 
   sigma_xx_ = X * X.transpose() / n;
   stats_scale_ = c * n;
-  // F = Q Lambda^{1/2}, so that ||D F||^2 = tr(D Sigma_xx D^T) is a sum of squares.
-  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(sigma_xx_);
-  factor_ = eig.eigenvectors() * eig.eigenvalues().cwiseMax(0.0).cwiseSqrt().asDiagonal();
+  // Thin QR of X^T = Q R (Householder, backward stable): with F = R^T / sqrt(n) and
+  // T = Y Q / sqrt(n), ||W X - Y||^2 = n ||W F - T||^2 + ||Y - Y Q Q^T||^2, whose last term is
+  // read off the data once (docs/theory.md#sufficient-statistics). Unlike an eigenfactor of
+  // Sigma_xx, R keeps the small directions of an ill-conditioned X to working precision.
+  const Eigen::Index r = std::min(X.rows(), X.cols());
+  const Eigen::HouseholderQR<Eigen::MatrixXd> qr(xt);
+  Eigen::MatrixXd R = qr.matrixQR().topRows(r);
+  for (Eigen::Index j = 0; j < r; ++j) R.col(j).tail(r - j - 1).setZero();
+  const double root_n = std::sqrt(n);
+  factor_ = R.transpose() / root_n;     // d x r
+  Eigen::MatrixXd qty = Y.transpose();  // n x k, then Q_full^T Y^T
+  qty.applyOnTheLeft(qr.householderQ().adjoint());
+  target_ = qty.topRows(r).transpose() / root_n;  // k x r
+  offset_ = c * qty.bottomRows(X.cols() - r).squaredNorm() / 2.0;
+  // The least-squares minimum: the offset alone when X has full rank (the second term is then
+  // zero up to rounding); more when Q spans directions that X does not.
+  floor_ = offset_ + 0.5 * stats_scale_ * (w_star_ * factor_ - target_).squaredNorm();
 }
 
 }  // namespace dln

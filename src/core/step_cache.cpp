@@ -45,10 +45,8 @@ void StepCache::bind(const Problem& problem, const LinearNet& net) {
     sigma_pass_.bind(k, problem.sigma_xx());
     factor_pass_.bind(k, problem.sigma_factor());
   }
-  if (problem.has_optimum()) {
-    deviation_.resize(k, d);
-    deviation_factor_.resize(k, problem.sigma_factor().cols());
-  }
+  if (problem.has_optimum()) deviation_.resize(k, d);
+  if (problem.uses_stats()) factor_residual_.resize(k, problem.sigma_factor().cols());
 
   spectral_.assign(L, 0.0);
   grams_.clear();
@@ -100,13 +98,21 @@ const Eigen::MatrixXd& StepCache::deviation_from_optimum() {
   return deviation_;
 }
 
+const Eigen::MatrixXd& StepCache::factor_residual() {
+  if (!has(kFactorResidual)) {
+    factor_pass_.times(end_to_end(), factor_residual_);
+    factor_residual_ -= problem_->sigma_target();
+    valid_ |= kFactorResidual;
+  }
+  return factor_residual_;
+}
+
 double StepCache::loss() {
   if (has(kLoss)) return loss_;
   if (problem_->uses_stats()) {
-    // Cancellation-free: a sum of squares plus the constant floor (docs/theory.md).
-    factor_pass_.times(deviation_from_optimum(), deviation_factor_);
+    // Cancellation-free: a sum of squares plus a constant (docs/theory.md#sufficient-statistics).
     loss_ =
-        0.5 * problem_->stats_scale() * deviation_factor_.squaredNorm() + problem_->loss_floor();
+        0.5 * problem_->stats_scale() * factor_residual().squaredNorm() + problem_->stats_offset();
   } else {
     compute_residual();
   }
@@ -147,7 +153,7 @@ const Eigen::MatrixXd& StepCache::residual() {
 const Eigen::MatrixXd& StepCache::e2e_gradient() {
   if (has(kE2eGrad)) return e2e_grad_;
   if (problem_->uses_stats()) {
-    sigma_pass_.times(deviation_from_optimum(), e2e_grad_);
+    factor_pass_.times_transposed(factor_residual(), e2e_grad_);  // (W_e F - T) F^T
     e2e_grad_ *= problem_->stats_scale();
   } else {
     compute_residual();

@@ -53,6 +53,11 @@ std::vector<std::size_t> parse_shape(std::string_view text, const std::string& n
         fail(name, "not a valid .npy file: a dimension of the shape is too large");
       value = value * 10 + static_cast<std::size_t>(c - '0');
     }
+    // Every size dln works with is an int; a larger dimension (even of an empty array, whose
+    // other dimensions would still be walked) is refused.
+    if (value > static_cast<std::size_t>(std::numeric_limits<int>::max()))
+      fail(name, "a dimension of the shape is too large (" + std::to_string(value) + " > " +
+                     std::to_string(std::numeric_limits<int>::max()) + ")");
     shape.push_back(value);
     if (shape.size() > 32) fail(name, "not a valid .npy file: more than 32 dimensions");
   }
@@ -70,11 +75,14 @@ std::size_t NpyArray::cols() const {
 Eigen::MatrixXd NpyArray::matrix() const {
   const auto r = static_cast<Eigen::Index>(rows());
   const auto c = static_cast<Eigen::Index>(cols());
+  if (data.empty()) return Eigen::MatrixXd(r, c);  // no element to copy, however long a side
   return Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(
       data.data(), r, c);
 }
 
 Eigen::MatrixXd NpyArray::transposed_matrix() const {
+  if (data.empty())
+    return Eigen::MatrixXd(static_cast<Eigen::Index>(cols()), static_cast<Eigen::Index>(rows()));
   return Eigen::Map<const Eigen::MatrixXd>(data.data(), static_cast<Eigen::Index>(cols()),
                                            static_cast<Eigen::Index>(rows()));
 }
@@ -171,7 +179,7 @@ NpyArray parse_npy(std::string_view bytes, const std::string& name) {
   require_memory(8.0 * static_cast<double>(count), "the array", name);
   std::vector<double> values(count);
   if (item == 8) {
-    std::memcpy(values.data(), payload.data(), count * 8);
+    if (count > 0) std::memcpy(values.data(), payload.data(), count * 8);  // data() may be null
   } else {
     for (std::size_t i = 0; i < count; ++i) {
       float f;
@@ -185,7 +193,7 @@ NpyArray parse_npy(std::string_view bytes, const std::string& name) {
     const std::size_t c = count / std::max<std::size_t>(r, 1);
     array.data.resize(count);
     if (array.shape.size() > 2) fail(name, "Fortran-order arrays of more than 2 dimensions");
-    for (std::size_t i = 0; i < r; ++i)
+    for (std::size_t i = 0; count > 0 && i < r; ++i)  // an empty array has nothing to move
       for (std::size_t j = 0; j < c; ++j) array.data[i * c + j] = values[j * r + i];
   } else {
     array.data = std::move(values);

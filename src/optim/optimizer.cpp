@@ -1,6 +1,8 @@
 #include "dln/optim/optimizer.hpp"
 
+#include <algorithm>
 #include <boost/numeric/odeint.hpp>
+#include <cmath>
 #include <stdexcept>
 
 #include "dln/optim/adaptive.hpp"
@@ -105,6 +107,7 @@ class Flow final : public Optimizer {
     std::size_t size = 0;
     for (const auto& W : net.layers) size += static_cast<std::size_t>(W.size());
     state_.assign(size, 0.0);
+    before_.assign(size, 0.0);
     // The solver's buffers (the controller's and the Dormand-Prince stages), sized here.
     stepper_.adjust_size(state_);
     stepper_.stepper().adjust_size(state_);
@@ -136,7 +139,20 @@ class Flow final : public Optimizer {
       const double remaining = dt - t;
       const bool last = h_ >= remaining;
       double h = last ? remaining : h_;
-      if (stepper_.try_step(rhs, state_, t, h) == odeint::success) {
+      std::copy(state_.begin(), state_.end(), before_.begin());
+      const double t_before = t, tried = h;
+      const bool accepted = stepper_.try_step(rhs, state_, t, h) == odeint::success;
+      // A trial step so long that the stages overflow gives a NaN error estimate, which the
+      // controller does not reject: retry shorter, unless the flow itself leaves the doubles.
+      if (accepted && tried > dt * 1e-12 &&
+          !std::all_of(state_.begin(), state_.end(), [](double v) { return std::isfinite(v); })) {
+        std::copy(before_.begin(), before_.end(), state_.begin());
+        stepper_.reset();  // the first-same-as-last derivative is that of the overflowed state
+        t = t_before;
+        h_ = tried / 8;
+        continue;
+      }
+      if (accepted) {
         if (last) {
           t = dt;
           if (h > h_) h_ = h;
@@ -169,7 +185,7 @@ class Flow final : public Optimizer {
   bool e2e_;
   int depth_;
   Stepper stepper_;
-  State state_;
+  State state_, before_;
   double h_ = 0.0;
   long evaluations_ = 0;
   EndToEndPreconditioner precond_;

@@ -172,7 +172,8 @@ std::shared_ptr<const Dataset> load_data(const RunSpec& spec) {
     // Read straight into the data matrices: one copy of the data in memory.
     for (const auto& [key, path] : {std::pair{"data.x", d.x}, {"data.y", d.y}}) {
       std::vector<std::size_t> shape;
-      auto m = at_key(spec, key, [&] { return io::read_npy_samples(path, shape); });
+      const std::string& file = path;  // a lambda may not capture a structured binding
+      auto m = at_key(spec, key, [&] { return io::read_npy_samples(file, shape); });
       if (shape.empty() || shape.size() > 2)
         throw spec.error_at(key, path + " has shape " + io::shape_string(shape) +
                                      "; expected (n, " +

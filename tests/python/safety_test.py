@@ -293,7 +293,8 @@ steps = 5
             np.save(tmp / "Y.npy", np.zeros((4, 1)))
             cases = [
                 (b"\x93NUMPY\x02\x00" + struct.pack("<I", 0xFFFFFFFF) + b"x", "header claims"),
-                (npy("4294967296, 4294967296, 16"), "too large to be real"),
+                (npy("4294967296, 4294967296, 16"), "too large"),
+                (npy("0, 1676440368878592546"), "too large"),
                 (npy("18446744073709551615, 2"), "too large"),
                 (npy("99999999999999999999999, 2"), "too large"),
                 (npy("1000000000, 4"), "truncated"),

@@ -32,26 +32,29 @@ class Problem {
   bool has_optimum() const { return loss_.is_l2(); }
   const Eigen::MatrixXd& optimum() const { return w_star_; }
 
-  // Stats path (l2 only): L(W_e) = a/2 ||(W_e - W_*) F||_F^2 + floor, dL/dW_e = a (W_e - W_*)
-  // Sigma_xx, with F F^T = Sigma_xx = X X^T / n, a = c n, floor = c/2 ||W_* X - Y||^2 (c: the loss
-  // scale).
+  // Stats path (l2 only): L(W_e) = a/2 ||W_e F - T||_F^2 + floor, dL/dW_e = a (W_e F - T) F^T,
+  // with X^T = Q R (thin QR), F = R^T / sqrt(n) (F F^T = Sigma_xx = X X^T / n), T = Y Q / sqrt(n),
+  // a = c n and offset = c/2 ||Y - Y Q Q^T||^2 (c: the loss scale); floor is the least-squares
+  // minimum (the offset when X has full rank).
   const Eigen::MatrixXd& sigma_xx() const { return sigma_xx_; }
   // Sigma_yx = Y X^T / n and its SVD U diag(s) V^T (thin): mode i is (u_i, s_i, v_i).
   const Eigen::MatrixXd& sigma_yx() const { return sigma_yx_; }
   const Eigen::MatrixXd& mode_u() const { return mode_u_; }
   const Eigen::MatrixXd& mode_v() const { return mode_v_; }
   const Eigen::VectorXd& mode_s() const { return mode_s_; }
-  const Eigen::MatrixXd& sigma_factor() const { return factor_; }
+  const Eigen::MatrixXd& sigma_factor() const { return factor_; }  // F (d x min(d, n))
+  const Eigen::MatrixXd& sigma_target() const { return target_; }  // T (k x min(d, n))
   double stats_scale() const { return stats_scale_; }
   double loss_floor() const { return floor_; }
+  double stats_offset() const { return offset_; }
 
  private:
   std::shared_ptr<const Dataset> data_;
   Loss loss_;
   bool stats_ = false;
-  Eigen::MatrixXd w_star_, sigma_xx_, sigma_yx_, factor_, mode_u_, mode_v_;
+  Eigen::MatrixXd w_star_, sigma_xx_, sigma_yx_, factor_, target_, mode_u_, mode_v_;
   Eigen::VectorXd mode_s_;
-  double stats_scale_ = 0.0, floor_ = 0.0;
+  double stats_scale_ = 0.0, floor_ = 0.0, offset_ = 0.0;
 };
 
 }  // namespace dln

@@ -73,8 +73,10 @@ class StepCache {
     kDeviation = 1u << 5,
     kSpectral = 1u << 6,
     kE2eSpectral = 1u << 7,
-    kResidual = 1u << 8,  // data path: residual_ and dloss_
+    kResidual = 1u << 8,        // data path: residual_ and dloss_
+    kFactorResidual = 1u << 9,  // stats path: W_e F - T
   };
+  const Eigen::MatrixXd& factor_residual();
   void compute_residual();
   bool has(Part p) const { return (valid_ & p) != 0; }
   double spectral_norm(const Eigen::MatrixXd& w, Eigen::MatrixXd& gram,
@@ -92,7 +94,7 @@ class StepCache {
   std::vector<double> loss_sums_;      // data path: the loss's sum per slice of the data
   DataPass sigma_pass_, factor_pass_;  // stats path: products with Sigma_xx and its factor F
   Eigen::MatrixXd deviation_;          // W_e - W_*
-  Eigen::MatrixXd deviation_factor_;   // (W_e - W_*) F (stats path)
+  Eigen::MatrixXd factor_residual_;    // W_e F - T (stats path)
   Eigen::MatrixXd e2e_grad_;
   std::vector<Eigen::MatrixXd> layer_grads_, grad_tmp_;
   std::vector<bool> suffix_first_;  // per layer: (S^T G) P^T if true, else S^T (G P^T)
