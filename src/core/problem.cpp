@@ -43,6 +43,7 @@ Problem::Problem(std::shared_ptr<const Dataset> data, Loss loss, GradientPath pa
   for (Eigen::Index j = 0; j < r; ++j) R.col(j).tail(r - j - 1).setZero();
   const double root_n = std::sqrt(n);
   factor_ = R.transpose() / root_n;     // d x r
+  factor_t_ = factor_.transpose();      // r x d: dL/dW_e is a product with it
   Eigen::MatrixXd qty = Y.transpose();  // n x k, then Q_full^T Y^T
   qty.applyOnTheLeft(qr.householderQ().adjoint());
   target_ = qty.topRows(r).transpose() / root_n;  // k x r

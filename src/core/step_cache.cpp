@@ -44,6 +44,7 @@ void StepCache::bind(const Problem& problem, const LinearNet& net) {
   } else {
     sigma_pass_.bind(k, problem.sigma_xx());
     factor_pass_.bind(k, problem.sigma_factor());
+    factor_t_pass_.bind(k, problem.sigma_factor_t());
   }
   if (problem.has_optimum()) deviation_.resize(k, d);
   if (problem.uses_stats()) factor_residual_.resize(k, problem.sigma_factor().cols());
@@ -153,7 +154,7 @@ const Eigen::MatrixXd& StepCache::residual() {
 const Eigen::MatrixXd& StepCache::e2e_gradient() {
   if (has(kE2eGrad)) return e2e_grad_;
   if (problem_->uses_stats()) {
-    factor_pass_.times_transposed(factor_residual(), e2e_grad_);  // (W_e F - T) F^T
+    factor_t_pass_.times(factor_residual(), e2e_grad_);  // (W_e F - T) F^T
     e2e_grad_ *= problem_->stats_scale();
   } else {
     compute_residual();

@@ -42,8 +42,9 @@ class Problem {
   const Eigen::MatrixXd& mode_u() const { return mode_u_; }
   const Eigen::MatrixXd& mode_v() const { return mode_v_; }
   const Eigen::VectorXd& mode_s() const { return mode_s_; }
-  const Eigen::MatrixXd& sigma_factor() const { return factor_; }  // F (d x min(d, n))
-  const Eigen::MatrixXd& sigma_target() const { return target_; }  // T (k x min(d, n))
+  const Eigen::MatrixXd& sigma_factor() const { return factor_; }      // F (d x min(d, n))
+  const Eigen::MatrixXd& sigma_target() const { return target_; }      // T (k x min(d, n))
+  const Eigen::MatrixXd& sigma_factor_t() const { return factor_t_; }  // F^T
   double stats_scale() const { return stats_scale_; }
   double loss_floor() const { return floor_; }
   double stats_offset() const { return offset_; }
@@ -52,7 +53,7 @@ class Problem {
   std::shared_ptr<const Dataset> data_;
   Loss loss_;
   bool stats_ = false;
-  Eigen::MatrixXd w_star_, sigma_xx_, sigma_yx_, factor_, target_, mode_u_, mode_v_;
+  Eigen::MatrixXd w_star_, sigma_xx_, sigma_yx_, factor_, factor_t_, target_, mode_u_, mode_v_;
   Eigen::VectorXd mode_s_;
   double stats_scale_ = 0.0, floor_ = 0.0, offset_ = 0.0;
 };

@@ -58,6 +58,7 @@ class StepCache {
     data_pass_.set_pool(pool);
     sigma_pass_.set_pool(pool);
     factor_pass_.set_pool(pool);
+    factor_t_pass_.set_pool(pool);
   }
   // ||W_l||_2 for l = 1..L (index l - 1), and ||W_e||_2.
   const std::vector<double>& layer_spectral_norms();
@@ -91,10 +92,10 @@ class StepCache {
   std::vector<Eigen::MatrixXd> suffix_;  // suffix_[l] = S_l
   Eigen::MatrixXd residual_, dloss_;     // k x n (data path): W_e X - Y and dL/dY_hat
   DataPass data_pass_;
-  std::vector<double> loss_sums_;      // data path: the loss's sum per slice of the data
-  DataPass sigma_pass_, factor_pass_;  // stats path: products with Sigma_xx and its factor F
-  Eigen::MatrixXd deviation_;          // W_e - W_*
-  Eigen::MatrixXd factor_residual_;    // W_e F - T (stats path)
+  std::vector<double> loss_sums_;  // data path: the loss's sum per slice of the data
+  DataPass sigma_pass_, factor_pass_, factor_t_pass_;  // stats path: Sigma_xx, F and F^T
+  Eigen::MatrixXd deviation_;                          // W_e - W_*
+  Eigen::MatrixXd factor_residual_;                    // W_e F - T (stats path)
   Eigen::MatrixXd e2e_grad_;
   std::vector<Eigen::MatrixXd> layer_grads_, grad_tmp_;
   std::vector<bool> suffix_first_;  // per layer: (S^T G) P^T if true, else S^T (G P^T)
