@@ -354,6 +354,44 @@ class MoreLoaders(unittest.TestCase):
             self.assertEqual(out.returncode, 2)
             self.assertIn("bad.svm:2:", out.stderr)
 
+    def test_gas_sensor_ethanol_subset_statistics_path_matches_the_residuals(self):
+        cfg = Path(__file__).resolve().parents[2] / "experiments" / "gas_ethanol.toml"
+        with TempDir() as tmp:
+            stats = run_dln("run", cfg, "--out", tmp / "stats")
+            data = run_dln("run", cfg, "--out", tmp / "data", "--set", "loss.path=data")
+            self.assertEqual(stats.returncode, 0, stats.stderr)
+            self.assertEqual(data.returncode, 0, data.stderr)
+            h1, a = read_metrics(tmp / "stats")
+            h2, b = read_metrics(tmp / "data")
+            loss = h1.index("loss")
+            self.assertEqual(a.shape, (301, len(h1)))
+            # 1e-10: the statistics and the residuals at every step of an ill-conditioned run
+            # (the eigenfactor of Sigma_xx that dln used before was off by 3e-8 here).
+            rel = np.abs(a[:, loss] - b[:, loss]) / b[:, loss]
+            self.assertLess(rel.max(), 1e-10)
+            self.assertLess(b[-1, loss], 0.95 * b[0, loss])
+            # And the final loss against numpy on the data as read here independently.
+            rows, y = [], []
+            for i in (1, 2, 3, 4, 5, 6, 8, 9):
+                path = cfg.parent.parent / "datasets" / "gas-sensor-drift" / f"batch{i}.dat.gz"
+                for line in gzip.open(path, "rt"):
+                    label, *items = line.split()
+                    klass, conc = label.split(";")
+                    if klass != "1":
+                        continue
+                    x = np.zeros(128)
+                    for item in items:
+                        j, v = item.split(":")
+                        x[int(j) - 1] = float(v)
+                    rows.append(x)
+                    y.append(float(conc))
+            X, Y = np.array(rows), np.array(y)
+            W = np.load(tmp / "stats" / "weights" / "W2.npy") @ np.load(
+                tmp / "stats" / "weights" / "W1.npy")
+            expected = 0.5 * np.mean((X @ W[0] - Y) ** 2)
+            self.assertEqual(len(Y), 1316)
+            self.assertLess(abs(a[-1, loss] - expected) / expected, 1e-12)
+
     def test_mnist_json_classes_labels_and_a_disjoint_seeded_split(self):
         with TempDir() as tmp:
             digits = tmp / "digits"

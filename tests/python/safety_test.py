@@ -317,7 +317,18 @@ steps = 5
             eocd = entries.rfind(b"PK\x05\x06")
             entries[eocd + 10:eocd + 12] = struct.pack("<H", 0xFFFF)
             entries[eocd + 16:eocd + 20] = struct.pack("<I", 0xFFFFFFFF)
+            # A zip64 extra field whose 64-bit sizes wrap around (2^64 - 1 compressed bytes).
+            member = b"X.npy"
+            local = (struct.pack("<IHHHHHIIIHH", 0x04034b50, 45, 0, 0, 0, 0, 0, 0xFFFFFFFF,
+                                 0xFFFFFFFF, len(member), 0) + member + b"\0" * 16)
+            extra = struct.pack("<HHQQ", 1, 16, 2**64 - 2, 2**64 - 1)
+            central = (struct.pack("<IHHHHHHIIIHHHHHII", 0x02014b50, 45, 45, 0, 0, 0, 0, 0,
+                                   0xFFFFFFFF, 0xFFFFFFFF, len(member), len(extra), 0, 0, 0, 0, 0)
+                       + member + extra)
+            eocd = struct.pack("<IHHHHIIH", 0x06054b50, 0, 0, 1, 1, len(central), len(local), 0)
+            wrap = local + central + eocd
             for name, content, words in [("claims.npz", claims, "more than deflate can produce"),
+                                         ("wrap.npz", wrap, "truncated"),
                                          ("offset.npz", offset, "truncated"),
                                          ("entries.npz", entries, "not a valid .npz")]:
                 with self.subTest(name=name):
