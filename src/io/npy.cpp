@@ -239,7 +239,7 @@ Eigen::MatrixXd read_npy_samples(const std::string& path, std::vector<std::size_
   return m;
 }
 
-void write_npy(const std::string& path, const Eigen::MatrixXd& m) {
+void write_npy(const std::string& path, const Eigen::MatrixXd& m, Durability durability) {
   std::string header = "{'descr': '<f8', 'fortran_order': False, 'shape': (" +
                        std::to_string(m.rows()) + ", " + std::to_string(m.cols()) + "), }";
   // Pad with spaces so that magic + version + length + header + '\n' is a multiple of 64.
@@ -254,7 +254,7 @@ void write_npy(const std::string& path, const Eigen::MatrixXd& m) {
   const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> row_major = m;
   bytes.append(reinterpret_cast<const char*>(row_major.data()),
                sizeof(double) * static_cast<std::size_t>(m.size()));
-  write_file_atomic(path, bytes);
+  write_file_atomic(path, bytes, durability);
 }
 
 }  // namespace dln::io

@@ -173,7 +173,7 @@ fs::path output_path(const std::string& path, const std::string& origin) {
   return target;
 }
 
-void write_file_atomic(const fs::path& path, std::string_view bytes) {
+void write_file_atomic(const fs::path& path, std::string_view bytes, Durability durability) {
   const fs::path tmp =
       path.parent_path() / ("." + path.filename().string() + ".tmp-" + std::to_string(::getpid()) +
                             "-" + std::to_string(temp_counter++));
@@ -191,7 +191,8 @@ void write_file_atomic(const fs::path& path, std::string_view bytes) {
       if (n <= 0) throw fail("write failed");
       done += static_cast<std::size_t>(n);
     }
-    if (::fsync(f.fd) != 0 && errno != EINVAL && errno != EROFS) throw fail("fsync failed");
+    if (durability == Durability::kFsync && ::fsync(f.fd) != 0 && errno != EINVAL && errno != EROFS)
+      throw fail("fsync failed");
   }
   if (::rename(tmp.c_str(), path.c_str()) != 0) throw fail("rename failed");
 }
@@ -203,13 +204,19 @@ void sync_path(const fs::path& path) {
   fsync_fd_or_throw(f.fd, path);
 }
 
-void mark_dir(const fs::path& dir, std::string_view kind) {
+void sync_tree(const fs::path& dir) {
+  Fd f{::open(dir.c_str(), O_RDONLY | O_CLOEXEC | O_DIRECTORY)};
+  if (f.fd < 0) throw std::runtime_error("cannot sync " + dir.string() + " (" + errno_text() + ")");
+  if (::syncfs(f.fd) != 0) fsync_fd_or_throw(f.fd, dir);
+}
+
+void mark_dir(const fs::path& dir, std::string_view kind, Durability durability) {
   std::vector<std::string> entries, runs;
   list_entries(dir, entries, runs);
   std::sort(entries.begin(), entries.end());
   std::sort(runs.begin(), runs.end());
-  write_file_atomic(dir / kMarker, marker_text(kind, entries, runs));
-  sync_path(dir);
+  write_file_atomic(dir / kMarker, marker_text(kind, entries, runs), durability);
+  if (durability == Durability::kFsync) sync_path(dir);
 }
 
 bool is_dln_dir(const fs::path& dir) {
@@ -385,6 +392,7 @@ fs::path Output::fresh_staging() {
 }
 
 void Output::commit(const fs::path& staged) {
+  sync_tree(staged);  // what it holds is on disk before it takes the target's name
   std::error_code ec;
   const auto status = fs::symlink_status(target_, ec);
   if (fs::exists(status) && !(fs::is_directory(status) && fs::is_empty(target_))) {

@@ -39,9 +39,8 @@ void CsvRecorder::record(long step, std::span<const double> row) {
 }
 
 void CsvRecorder::close() {
-  bool ok = std::fflush(file_) == 0 && std::ferror(file_) == 0;
-  // On disk before the summary.json that says the run is finished.
-  ok &= ::fsync(::fileno(file_)) == 0 || errno == EINVAL || errno == EROFS;
+  // Made durable with its run directory (io::sync_tree) before summary.json is written.
+  const bool ok = std::fflush(file_) == 0 && std::ferror(file_) == 0;
   if (std::fclose(file_) != 0 || !ok) {
     file_ = nullptr;
     throw std::runtime_error("cannot finish writing metrics.csv");

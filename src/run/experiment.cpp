@@ -372,20 +372,24 @@ void check_output_dir(const std::string& dir, bool force) {
 RunResult write_run(PreparedRun& run, const std::string& dir) {
   const fs::path root(dir);
   fs::create_directory(root / "weights");
-  io::write_file_atomic(root / "config.toml", run.spec.resolved_toml);
+  // The files of a run are made durable together (io::sync_tree) before the summary.json that
+  // says the run is finished.
+  constexpr auto kDeferred = io::Durability::kWithDirectory;
+  io::write_file_atomic(root / "config.toml", run.spec.resolved_toml, kDeferred);
 
   CsvRecorder recorder((root / "metrics.csv").string());
   const RunResult result = train(*run.problem, run.net, run.spec.train, &recorder);
   recorder.close();
 
   for (int l = 0; l < run.net.depth(); ++l)
-    io::write_npy((root / "weights" / fmt::format("W{}.npy", l + 1)).string(), run.net.layers[l]);
+    io::write_npy((root / "weights" / fmt::format("W{}.npy", l + 1)).string(), run.net.layers[l],
+                  kDeferred);
   if (run.spec.save_data) {
     const Dataset& data = run.problem->data();
-    io::write_npy((root / "data_X.npy").string(), Eigen::MatrixXd(data.X.transpose()));
-    io::write_npy((root / "data_Y.npy").string(), Eigen::MatrixXd(data.Y.transpose()));
+    io::write_npy((root / "data_X.npy").string(), Eigen::MatrixXd(data.X.transpose()), kDeferred);
+    io::write_npy((root / "data_Y.npy").string(), Eigen::MatrixXd(data.Y.transpose()), kDeferred);
   }
-  io::sync_path(root / "weights");
+  io::sync_tree(root);
 
   nlohmann::ordered_json summary;
   summary["name"] = run.spec.name;
@@ -405,8 +409,8 @@ RunResult write_run(PreparedRun& run, const std::string& dir) {
     final_values[result.columns[i]] = json_number(result.final_row[i]);
   summary["final"] = final_values;
   // Written last: a run directory with a summary.json is finished.
-  io::write_file_atomic(root / "summary.json", summary.dump(2) + "\n");
-  io::mark_dir(root, "run");
+  io::write_file_atomic(root / "summary.json", summary.dump(2) + "\n", kDeferred);
+  io::mark_dir(root, "run", kDeferred);
   return result;
 }
 

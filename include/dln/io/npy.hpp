@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "dln/io/input.hpp"
+#include "dln/io/output.hpp"
 
 namespace dln::io {
 
@@ -36,6 +37,7 @@ NpyArray read_npy(const std::string& path);
 Eigen::MatrixXd read_npy_samples(const std::string& path, std::vector<std::size_t>& shape);
 
 // Writes m as a float64 C-order array of shape (rows, cols), atomically (temp + rename).
-void write_npy(const std::string& path, const Eigen::MatrixXd& m);
+void write_npy(const std::string& path, const Eigen::MatrixXd& m,
+               Durability durability = Durability::kFsync);
 
 }  // namespace dln::io

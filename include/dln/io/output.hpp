@@ -19,16 +19,28 @@ inline constexpr std::string_view kMarker = ".dln";
 // root, or the current directory or one of its parents.
 std::filesystem::path output_path(const std::string& path, const std::string& origin);
 
-// Writes `bytes` to `path` as a whole or not at all: into a temporary sibling, fsync'ed, renamed.
-void write_file_atomic(const std::filesystem::path& path, std::string_view bytes);
+// Whether a file is made durable on its own (fsync) or later with the whole staging directory
+// it lies in (sync_tree, one call for many files: a run directory's files are durable before
+// its summary.json says it is finished, and before it is renamed into place).
+enum class Durability { kFsync, kWithDirectory };
+
+// Writes `bytes` to `path` as a whole or not at all: into a temporary sibling, fsync'ed (unless
+// deferred to the directory), renamed.
+void write_file_atomic(const std::filesystem::path& path, std::string_view bytes,
+                       Durability durability = Durability::kFsync);
 
 // fsyncs a file or directory that dln wrote (for files written by streaming).
 void sync_path(const std::filesystem::path& path);
 
+// Makes everything written under `dir` durable: one syncfs of its file system (on Linux far
+// cheaper than an fsync per file), falling back to fsync of `dir` itself.
+void sync_tree(const std::filesystem::path& dir);
+
 // Marks `dir` as written by dln, listing every file and folder in it; a subfolder with a marker
 // of its own is listed as a whole and checked by its own marker. `kind` is run, sweep,
 // reproduction or staging.
-void mark_dir(const std::filesystem::path& dir, std::string_view kind);
+void mark_dir(const std::filesystem::path& dir, std::string_view kind,
+              Durability durability = Durability::kFsync);
 
 // Whether `dir` is a real directory carrying a readable marker of dln's.
 bool is_dln_dir(const std::filesystem::path& dir);
