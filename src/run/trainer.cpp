@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "dln/optim/optimizer.hpp"
+#include "dln/optim/schedule.hpp"
 #include "dln/probe/probe.hpp"
 
 namespace dln {
@@ -16,82 +17,174 @@ const char* status_name(RunStatus status) {
       return "converged";
     case RunStatus::kDiverged:
       return "diverged";
+    case RunStatus::kStopped:
+      return "stopped";
   }
   return "?";
 }
 
-RunResult train(const Problem& problem, LinearNet& net, const TrainSpec& spec, Recorder* recorder) {
+using Clock = std::chrono::steady_clock;
+
+struct Training::State {
+  State(const Problem& problem, LinearNet& net, const TrainSpec& spec, Recorder* recorder)
+      : problem(problem), net(net), spec(spec), recorder(recorder), pool(spec.threads) {}
+
+  const Problem& problem;
+  LinearNet& net;
+  const TrainSpec& spec;
+  Recorder* recorder;
   StepCache cache;
-  cache.bind(problem, net);
-  WorkerPool pool(spec.threads);
-  cache.set_pool(&pool);
-  if (trains_end_to_end(spec.optimizer)) cache.set_model_depth(spec.optimizer.depth);
-  ProbeOptions probe_options = spec.probe_options;
-  probe_options.optimizer = spec.optimizer.kind;
-  ProbeSet probes(spec.probes, cache, probe_options);
-  auto optimizer = make_optimizer(spec.optimizer);
-  optimizer->reset(net, problem);
-
+  WorkerPool pool;
+  std::unique_ptr<ProbeSet> probes;
+  std::unique_ptr<Optimizer> optimizer;
+  std::unique_ptr<Schedule> schedule;
   RunResult result;
-  result.columns = probes.columns();
-  result.final_row.assign(result.columns.size(), 0.0);
-  if (recorder) recorder->begin(result.columns);
-
-  using Clock = std::chrono::steady_clock;
-  const auto start = Clock::now();
   StepInfo info;
-  auto record = [&] {
+  Clock::time_point start;
+  double seconds_before = 0.0;  // wall time of earlier advance() calls
+  double t_carry = 0.0;         // Kahan compensation of the sum of the rates
+  bool continuous = false;
+  long steps = 0, every = 1;
+
+  double elapsed() const {
+    return seconds_before + std::chrono::duration<double>(Clock::now() - start).count();
+  }
+  void record() {
     info.step = result.steps;
-    info.time = std::chrono::duration<double>(Clock::now() - start).count();
-    probes.measure(info, cache, result.final_row);
-    if (recorder) recorder->record(result.steps, result.final_row);
-  };
-  auto check_stop = [&](double loss) {
+    info.time = elapsed();
+    probes->measure(info, cache, result.final_row);
+    if (recorder) {
+      recorder->record(result.steps, result.final_row);
+      if (recorder->stop_requested() && result.status == RunStatus::kCompleted)
+        result.status = RunStatus::kStopped;
+    }
+  }
+  bool check_stop(double loss) {
     const double limit = spec.stop.diverge_factor * result.initial_loss;
     if (!std::isfinite(loss) || (result.initial_loss > 0 && loss > limit))
       result.status = RunStatus::kDiverged;
     else if (loss < spec.stop.loss)
       result.status = RunStatus::kConverged;
     return result.status != RunStatus::kCompleted;
-  };
+  }
+  double next_lr() { return continuous ? spec.dt : schedule->next(result.steps, cache); }
+};
 
+Training::Training(const Problem& problem, LinearNet& net, const TrainSpec& spec,
+                   Recorder* recorder)
+    : state_(std::make_unique<State>(problem, net, spec, recorder)) {
+  State& s = *state_;
+  s.cache.bind(problem, net);
+  s.cache.set_pool(&s.pool);
+  if (trains_end_to_end(spec.optimizer)) s.cache.set_model_depth(spec.optimizer.depth);
+  ProbeOptions probe_options = spec.probe_options;
+  probe_options.optimizer = spec.optimizer.kind;
+  s.probes = std::make_unique<ProbeSet>(spec.probes, s.cache, probe_options);
+  s.optimizer = make_optimizer(spec.optimizer);
+  s.optimizer->reset(net, problem);
+
+  s.result.columns = s.probes->columns();
+  s.result.final_row.assign(s.result.columns.size(), 0.0);
+
+  s.start = Clock::now();
   // A continuous-time optimiser steps from one record time to the next.
-  const bool continuous = optimizer->continuous();
-  const long steps = continuous ? std::lround(spec.optimizer.time / spec.dt) : spec.optimizer.steps;
-  const long every = continuous ? 1 : spec.every;
-  Schedule schedule(spec.optimizer.schedule, spec.optimizer.lr);
-  schedule.reset(cache);
-  auto next_lr = [&] { return continuous ? spec.dt : schedule.next(result.steps, cache); };
+  s.continuous = s.optimizer->continuous();
+  s.steps = s.continuous ? std::lround(spec.optimizer.time / spec.dt) : spec.optimizer.steps;
+  s.every = s.continuous ? 1 : spec.every;
+  s.schedule = std::make_unique<Schedule>(spec.optimizer.schedule, spec.optimizer.lr);
+  s.schedule->reset(s.cache);
 
+  if (recorder) recorder->begin(s.result.columns);  // everything is allocated by now
+  s.result.initial_loss = s.cache.loss();
+  s.check_stop(s.result.initial_loss);
+  s.info.lr = s.next_lr();
+  s.record();
+  s.seconds_before = s.elapsed();
+}
+
+Training::~Training() = default;
+
+long Training::advance(long n) {
+  State& s = *state_;
+  s.start = Clock::now();
+  long taken = 0;
   // The loop: step, check the stop rules on the new loss, record when due.
-  result.initial_loss = cache.loss();
-  check_stop(result.initial_loss);
-  info.lr = next_lr();
-  record();
-  double t_carry = 0.0;
-  while (result.status == RunStatus::kCompleted && result.steps < steps) {
-    optimizer->step(cache, net, info.lr);
-    ++result.steps;
+  while (taken < n && !done()) {
+    s.optimizer->step(s.cache, s.net, s.info.lr);
+    ++s.result.steps;
+    ++taken;
     // Flow time as k dt; otherwise the sum of the rates, compensated (Kahan) so that a
     // constant rate gives t = eta * step to the last bit or so.
-    if (continuous) {
-      info.t = static_cast<double>(result.steps) * spec.dt;
+    if (s.continuous) {
+      s.info.t = static_cast<double>(s.result.steps) * s.spec.dt;
     } else {
-      const double y = info.lr - t_carry;
-      const double sum = info.t + y;
-      t_carry = (sum - info.t) - y;
-      info.t = sum;
+      const double y = s.info.lr - s.t_carry;
+      const double sum = s.info.t + y;
+      s.t_carry = (sum - s.info.t) - y;
+      s.info.t = sum;
     }
-    info.lr = next_lr();
-    const bool stop = check_stop(cache.loss());
-    if (stop || result.steps % every == 0 || result.steps == steps) record();
+    s.info.lr = s.next_lr();
+    const bool stop = s.check_stop(s.cache.loss());
+    if (stop || s.result.steps % s.every == 0 || s.result.steps == s.steps) s.record();
   }
+  s.seconds_before = s.elapsed();
+  return taken;
+}
 
-  result.final_loss = cache.loss();
-  result.time = info.t;
-  result.evaluations = optimizer->evaluations();
-  result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  return result;
+bool Training::done() const {
+  return state_->result.status != RunStatus::kCompleted || state_->result.steps >= state_->steps;
+}
+
+const RunResult& Training::result() {
+  State& s = *state_;
+  s.result.final_loss = s.cache.loss();
+  s.result.time = s.info.t;
+  s.result.evaluations = s.optimizer->evaluations();
+  s.result.seconds = s.seconds_before;
+  return s.result;
+}
+
+RunResult Training::finish() {
+  result();
+  return std::move(state_->result);
+}
+
+long Training::total_steps() const {
+  return state_->steps;
+}
+
+long Training::expected_records() const {
+  const State& s = *state_;
+  return s.steps / s.every + 2;
+}
+
+StepCache& Training::cache() {
+  return state_->cache;
+}
+
+const std::vector<std::string>& Training::columns() const {
+  return state_->result.columns;
+}
+
+void Training::measure(std::span<double> row) {
+  State& s = *state_;
+  s.info.step = s.result.steps;
+  s.info.time = s.seconds_before;
+  s.probes->measure(s.info, s.cache, row);
+}
+
+const StepInfo& Training::info() const {
+  return state_->info;
+}
+
+void Training::weights_changed() {
+  state_->cache.invalidate();
+}
+
+RunResult train(const Problem& problem, LinearNet& net, const TrainSpec& spec, Recorder* recorder) {
+  Training training(problem, net, spec, recorder);
+  training.advance(training.total_steps());
+  return training.finish();
 }
 
 }  // namespace dln

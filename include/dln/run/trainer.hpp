@@ -2,6 +2,7 @@
 // recorded rows go to a Recorder.
 #pragma once
 
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -13,7 +14,7 @@
 
 namespace dln {
 
-enum class RunStatus { kCompleted, kConverged, kDiverged };
+enum class RunStatus { kCompleted, kConverged, kDiverged, kStopped };
 const char* status_name(RunStatus status);
 
 struct StopSpec {
@@ -37,6 +38,17 @@ class Recorder {
   virtual void begin(const std::vector<std::string>& columns) = 0;
   // Called with the probes' row after step `step` (0 is the initial state). Must not allocate.
   virtual void record(long step, std::span<const double> row) = 0;
+  // Asked after every record: true ends the run with status `stopped` (a user's callback).
+  virtual bool stop_requested() const { return false; }
+};
+
+// A recorder that passes rows on to another (adding columns, watching, stopping).
+class RecorderFilter : public Recorder {
+ public:
+  void set_next(Recorder* next) { next_ = next; }
+
+ protected:
+  Recorder* next_ = nullptr;
 };
 
 struct RunResult {
@@ -49,6 +61,45 @@ struct RunResult {
   long evaluations = 0;  // right-hand-side evaluations of an ODE solver
   std::vector<std::string> columns;
   std::vector<double> final_row;  // the last recorded row
+};
+
+// The step loop, a few steps at a time: train() runs it to the end; a Trainer of the Python
+// package steps it by hand, with the same numbers bit for bit. Not movable (the step cache
+// holds the worker pool's address).
+class Training {
+ public:
+  // Binds the step cache, records the initial state (step 0) and checks the stop rules on it.
+  Training(const Problem& problem, LinearNet& net, const TrainSpec& spec, Recorder* recorder);
+  ~Training();
+  Training(const Training&) = delete;
+  Training& operator=(const Training&) = delete;
+
+  // Takes up to `n` more steps, fewer when a stop rule ends the run or its steps run out;
+  // returns the number taken.
+  long advance(long n);
+  bool done() const;
+  // The result so far (final_loss, time and seconds brought up to date).
+  const RunResult& result();
+  // The result, moved out: the training is over.
+  RunResult finish();
+  // Steps in the run (the configured count, or flow time / record interval).
+  long total_steps() const;
+  // How many rows a run to the end records at most (for recorders that reserve).
+  long expected_records() const;
+
+  StepCache& cache();
+  const std::vector<std::string>& columns() const;
+  // Measures the run's own probes now (without recording), into `row`.
+  void measure(std::span<double> row);
+  // The state after `step` as StepInfo (for probes measured by hand).
+  const StepInfo& info() const;
+  // After the layers were changed from outside: the cache recomputes from them. The optimiser
+  // keeps its state (momentum, moments).
+  void weights_changed();
+
+ private:
+  struct State;
+  std::unique_ptr<State> state_;
 };
 
 // Trains `net` in place. The recorder may be null.
