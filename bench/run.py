@@ -164,6 +164,10 @@ def main():
         rss = peak_rss_mib([DLN, "run", CONFIGS / "w5_onehot_lp4.toml", "--set",
                             "optimizer.steps=10", "--out", Path(tmp) / "w5", "--jobs", THREADS])
     data_mib = 8 * (784 + 10) * 10000 / 2**20
+    log("the Python package's overhead (W1)")
+    po = json.loads(subprocess.run(
+        ["/usr/bin/python3", ROOT / "bench" / "python_overhead.py", "--repetitions", str(reps)],
+        check=True, capture_output=True, text=True).stdout)
 
     T = THREADS
     w1a, w1b = d["BM_W1_Step/1"], d["BM_W1_StepRecording/1"]
@@ -229,6 +233,17 @@ def main():
         f"- Peak resident memory of W5 (`dln run`, 10 steps, `/usr/bin/time -v`): {rss:.0f} MiB "
         f"for {data_mib:.1f} MiB of data: data + {rss - data_mib:.0f} MiB "
         f"(target: data + 64 MiB: **{'yes' if rss <= data_mib + 64 else 'no'}**).",
+        f"- Python (`dln.run` in memory, W1 (b), 1 thread, `bench/python_overhead.py`): "
+        f"{po['python_steps_per_s'] / 1e3:.0f}k steps/s in the step loop against the command "
+        f"line's {po['cli_steps_per_s'] / 1e3:.0f}k (which also writes metrics.csv): "
+        f"{po['cli_steps_per_s'] / po['python_steps_per_s']:.2f}× the command line's time "
+        f"(target ≤ 1.2: **{'yes' if po['cli_steps_per_s'] / po['python_steps_per_s'] >= 1 / 1.2 else 'no'}**); "
+        f"the whole call {po['python_whole_s'] * 1e3:.0f} ms against the command's "
+        f"{po['cli_whole_s'] * 1e3:.0f} ms. A callback at every record costs "
+        f"{po['callback_us_per_record']:.2f} µs a record (it is handed fresh copies of the "
+        f"weights); a NumPy copy of the weights costs {po['numpy_copy_us']:.2f} µs "
+        f"(target: no more: **{'yes' if po['callback_us_per_record'] <= 1.1 * po['numpy_copy_us'] else 'no'}**, "
+        f"10% for timer noise).",
         "- Other dln cases (µs per step): " + ", ".join(
             f"`{k}` {v:.4g}" for k, v in sorted(d.items())) + ".",
         "",

@@ -11,6 +11,8 @@ packages=(
   libboost-dev liblinear-dev libblas-dev libopenmpi-dev openmpi-bin
   googletest libgtest-dev libbenchmark-dev
   python3-numpy python3-matplotlib python3-torch python3-sklearn
+  pybind11-dev python3-pybind11 python3-dev python3-pandas python3-pytest python3-venv python3-pip
+  python3-nbclient python3-nbformat python3-ipykernel
   libopenblas0-pthread
   dataset-fashion-mnist
 )

@@ -97,102 +97,30 @@ int run_python(const std::vector<std::string>& module_and_args) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
 }
 
-int plot(const std::string& dir) {
-  if (!fs::exists(fs::path(dir) / "metrics.csv") && !fs::exists(fs::path(dir) / "runs.csv"))
-    throw dln::InputError(dir, 0, "",
-                          "is not a run or sweep directory (no metrics.csv or runs.csv)");
-  return run_python({"dln_plot", dir});
+// The options of `dln plot`, passed on to python3 -m dln.plot (which checks them).
+struct PlotOptions {
+  std::string dir, x, hue, facet, best_by, phase;
+  std::vector<std::string> metrics;
+  bool logx = false;
+};
+
+int plot(const PlotOptions& o) {
+  std::vector<std::string> args = {"dln.plot", o.dir};
+  for (const auto& m : o.metrics) args.insert(args.end(), {"--metric", m});
+  if (!o.x.empty()) args.insert(args.end(), {"--x", o.x});
+  if (o.logx) args.push_back("--logx");
+  if (!o.hue.empty()) args.insert(args.end(), {"--hue", o.hue});
+  if (!o.facet.empty()) args.insert(args.end(), {"--facet", o.facet});
+  if (!o.best_by.empty()) args.insert(args.end(), {"--best-by", o.best_by});
+  if (!o.phase.empty()) args.insert(args.end(), {"--phase", o.phase});
+  return run_python(args);
 }
 
-// One line of runs.csv split into fields (fields may be quoted, with "" for a quote).
-std::vector<std::string> csv_fields(const std::string& line) {
-  std::vector<std::string> out(1);
-  bool quoted = false;
-  for (std::size_t i = 0; i < line.size(); ++i) {
-    const char c = line[i];
-    if (quoted && c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
-      out.back() += '"';
-      ++i;
-    } else if (c == '"') {
-      quoted = !quoted;
-    } else if (c == ',' && !quoted) {
-      out.emplace_back();
-    } else {
-      out.back() += c;
-    }
-  }
-  return out;
-}
-
-// The values the [select] of an earlier config chose (its single best point, DIR/best/runs.csv)
-// for the axes it searched, as "key=value" overrides.
-std::vector<std::string> selected_values(const dln::ConfigFile& earlier, const std::string& dir) {
-  const fs::path table = fs::path(dir) / "best" / "runs.csv";
-  std::ifstream in(table);
-  std::string header, row, extra;
-  if (!std::getline(in, header) || !std::getline(in, row))
-    throw dln::InputError(table.string(), 0, "", "holds no selected run");
-  if (std::getline(in, extra) && !extra.empty())
-    throw dln::InputError(table.string(), 0, "", "holds more than one selected run");
-  const auto names = csv_fields(header), values = csv_fields(row);
-  std::vector<std::string> out;
-  for (const auto& key : earlier.select.over) {
-    const auto at = std::find(names.begin(), names.end(), key);
-    if (at == names.end() || static_cast<std::size_t>(at - names.begin()) >= values.size())
-      throw dln::InputError(table.string(), 0, key, "has no column for this key");
-    out.push_back(key + "=" + values[static_cast<std::size_t>(at - names.begin())]);
-  }
-  return out;
-}
-
-// Runs every config of a reproduction into DIR/<config name> (written beside DIR, then renamed
-// into place), then its figures and claims.
+// Runs a reproduction (dln::run_reproduction), then its figures and claims.
 int reproduce(const std::string& name, const std::string& out_arg, bool force, int jobs) {
-  const auto& list = dln::reproductions();
-  const auto it =
-      std::find_if(list.begin(), list.end(), [&](const auto& r) { return r.name == name; });
-  if (it == list.end()) {
-    std::string names;
-    for (const auto& r : list) names += (names.empty() ? "" : ", ") + r.name;
-    throw dln::InputError("", 0, "", "no reproduction named '" + name + "' (known: " + names + ")");
-  }
-  const std::string out_dir = output_dir(out_arg, name);
-  dln::check_output_dir(out_dir, force);
-  const char* env_dir = std::getenv("DLN_EXPERIMENTS_DIR");
-  const fs::path experiments = env_dir ? env_dir : DLN_EXPERIMENTS_DIR;
-  std::vector<std::pair<std::string, dln::ConfigFile>> configs;
-  for (const auto& c : it->configs)
-    configs.emplace_back(fs::path(c).stem().string(), dln::load_config((experiments / c).string()));
-  dln::io::Output out(out_dir, force);
-  const fs::path stage = out.fresh_staging();
-  for (std::size_t i = 0; i < configs.size(); ++i) {
-    const std::string& stem = configs[i].first;
-    dln::ConfigFile config = configs[i].second;
-    const std::string dir = (stage / stem).string();
-    for (const auto& [target, source] : it->best_from) {
-      if (target != it->configs[i]) continue;
-      const auto from = std::find(it->configs.begin(), it->configs.end(), source);
-      const auto k = static_cast<std::size_t>(from - it->configs.begin());
-      const auto overrides =
-          selected_values(configs[k].second, (stage / configs[k].first).string());
-      for (const auto& o : overrides)
-        fmt::print("dln: {}: {} (selected in {})\n", stem, o, configs[k].first);
-      config = dln::load_config((experiments / target).string(), overrides);
-    }
-    if (!config.arms.empty()) {
-      dln::run_arms(config, dir, jobs, false);
-    } else if (!config.sweep.empty()) {
-      dln::run_sweep(config, dir, jobs, false);
-    } else {
-      auto prepared = dln::prepare(dln::resolve(config));
-      dln::run_atomically(prepared, dir, false);
-    }
-    fmt::print("dln: ran {}\n", (fs::path(out_dir) / stem).string());
-  }
-  dln::io::mark_dir(stage, "reproduction");
-  out.commit(stage);
+  const std::string out_dir = dln::run_reproduction(name, out_arg, force, jobs);
   std::fflush(stdout);  // before the figures' process writes to the same stream
-  return run_python({"dln_plot.reproduce", name, out_dir});
+  return run_python({"dln.paper_figures", name, out_dir});
 }
 
 // Under mpirun (with an MPI build), the ranks of one sweep: MPI is started, every rank takes its
@@ -318,9 +246,21 @@ int main(int argc, char** argv) {
   sweep->add_option("--jobs", jobs, "Runs in parallel (threads)")->check(kThreadCount);
   sweep->add_flag("--force", force, "Overwrite an existing sweep directory");
 
-  std::string plot_dir;
+  PlotOptions plot_options;
   auto* plot_cmd = app.add_subcommand("plot", "Draw the figures of a run or sweep directory");
-  plot_cmd->add_option("dir", plot_dir, "Run or sweep directory")->required();
+  plot_cmd->add_option("dir", plot_options.dir, "Run, sweep, arms or [select] directory")
+      ->required();
+  plot_cmd->add_option("--metric", plot_options.metrics, "Columns to draw (repeatable)");
+  plot_cmd->add_option("--x", plot_options.x, "The x axis: step (default) or t")
+      ->check(CLI::IsMember({"step", "t"}));
+  plot_cmd->add_flag("--logx", plot_options.logx, "A logarithmic x axis");
+  plot_cmd->add_option("--hue", plot_options.hue, "Sweep axis drawn as colours (default: first)");
+  plot_cmd->add_option("--facet", plot_options.facet, "Sweep axis drawn as one panel per value");
+  plot_cmd->add_option("--best-by", plot_options.best_by,
+                       "Only the best run per hue and facet value by this final metric");
+  plot_cmd
+      ->add_option("--phase", plot_options.phase, "[select] directories: best (default) or grid")
+      ->check(CLI::IsMember({"best", "grid"}));
 
   bool quick = false;
   int check_id = 0;
@@ -396,7 +336,7 @@ int main(int argc, char** argv) {
         return mpi.input_error(e);
       }
     }
-    if (*plot_cmd) return plot(plot_dir);
+    if (*plot_cmd) return plot(plot_options);
     if (*verify_cmd) return verify(quick, check_id);
     if (*repro_cmd) {
       if (repro_list || repro_name.empty()) {

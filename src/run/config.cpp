@@ -562,6 +562,49 @@ std::string nearest_key(const std::string& key) {
   return best;
 }
 
+std::string cell_text(const ConfigValue& value) {
+  const auto* ints = std::get_if<std::vector<std::int64_t>>(&value.value);
+  if (ints && std::all_of(ints->begin(), ints->end(), [](auto v) { return v >= 0; })) {
+    std::string out;
+    for (std::size_t i = 0; i < ints->size(); ++i)
+      out += (i ? "-" : "") + std::to_string((*ints)[i]);
+    return out;
+  }
+  std::string text = value_text(value);
+  if (text.starts_with("[")) {  // other lists: the elements joined by ';', no brackets or quotes
+    text = text.substr(1, text.size() - 2);
+    std::string out;
+    for (char c : text)
+      if (c == ',')
+        out += ';';
+      else if (c != ' ' && c != '"' && c != '[' && c != ']')
+        out += c;
+    return out;
+  }
+  return text;
+}
+
+std::string cell_toml(const std::string& key, const std::string& text) {
+  const KeySpec* spec = find_key(key);
+  if (!spec) return text;
+  const bool list = spec->type == KeyType::kIntArray || spec->type == KeyType::kFloatArray ||
+                    spec->type == KeyType::kStringArray;
+  if (!list) return text;
+  const char separator =
+      spec->type == KeyType::kIntArray && text.find(';') == std::string::npos ? '-' : ';';
+  std::string out = "[";
+  std::size_t start = 0;
+  for (bool first = true; start <= text.size(); first = false) {
+    std::size_t end = text.find(separator, start);
+    if (end == std::string::npos) end = text.size();
+    const std::string item = text.substr(start, end - start);
+    if (!first) out += ", ";
+    out += spec->type == KeyType::kStringArray ? "\"" + item + "\"" : item;
+    start = end + 1;
+  }
+  return out + "]";
+}
+
 std::string value_text(const ConfigValue& value) {
   return std::visit(
       [](const auto& v) -> std::string {
@@ -606,24 +649,33 @@ InputError RunSpec::error_at(const std::string& key, const std::string& message)
 }
 
 ConfigFile load_config(const std::string& path, const std::vector<std::string>& overrides) {
-  ConfigFile config;
-  config.path = path;
-  toml::table table;
-  try {
+  std::string text;
+  {
     io::InputFile file(path);  // a regular file, or an InputError naming it
     if (file.size() > kMaxConfigBytes)
       throw InputError(path, 0, "",
                        "is " + io::bytes_text(static_cast<double>(file.size())) +
                            "; a config is at most " + io::bytes_text(kMaxConfigBytes));
-    std::string text(static_cast<std::size_t>(file.size()), '\0');
+    text.assign(static_cast<std::size_t>(file.size()), '\0');
     file.read_exact(text.data(), text.size());
+  }
+  return parse_config(text, path, fs::absolute(path).parent_path().string(), overrides);
+}
+
+ConfigFile parse_config(const std::string& text, const std::string& path,
+                        const std::string& base_dir, const std::vector<std::string>& overrides) {
+  ConfigFile config;
+  config.path = path;
+  toml::table table;
+  if (text.size() > kMaxConfigBytes)
+    throw InputError(path, 0, "", "a config is at most " + io::bytes_text(kMaxConfigBytes));
+  try {
     table = toml::parse(text, path);
   } catch (const toml::parse_error& e) {
     const std::string description(e.description());
     throw InputError(path, static_cast<int>(e.source().begin.line), "",
                      "malformed TOML: " + description);
   }
-  const std::string base_dir = fs::absolute(path).parent_path().string();
   flatten(table, "", path, base_dir, config);
 
   for (const auto& o : overrides) {

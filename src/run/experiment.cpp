@@ -369,28 +369,7 @@ void check_output_dir(const std::string& dir, bool force) {
   io::check_replaceable(io::output_path(dir, "--out"), force);
 }
 
-RunResult write_run(PreparedRun& run, const std::string& dir) {
-  const fs::path root(dir);
-  fs::create_directory(root / "weights");
-  // The files of a run are made durable together (io::sync_tree) before the summary.json that
-  // says the run is finished.
-  constexpr auto kDeferred = io::Durability::kWithDirectory;
-  io::write_file_atomic(root / "config.toml", run.spec.resolved_toml, kDeferred);
-
-  CsvRecorder recorder((root / "metrics.csv").string());
-  const RunResult result = train(*run.problem, run.net, run.spec.train, &recorder);
-  recorder.close();
-
-  for (int l = 0; l < run.net.depth(); ++l)
-    io::write_npy((root / "weights" / fmt::format("W{}.npy", l + 1)).string(), run.net.layers[l],
-                  kDeferred);
-  if (run.spec.save_data) {
-    const Dataset& data = run.problem->data();
-    io::write_npy((root / "data_X.npy").string(), Eigen::MatrixXd(data.X.transpose()), kDeferred);
-    io::write_npy((root / "data_Y.npy").string(), Eigen::MatrixXd(data.Y.transpose()), kDeferred);
-  }
-  io::sync_tree(root);
-
+std::string summary_json(const PreparedRun& run, const RunResult& result) {
   nlohmann::ordered_json summary;
   summary["name"] = run.spec.name;
   summary["status"] = status_name(result.status);
@@ -408,16 +387,47 @@ RunResult write_run(PreparedRun& run, const std::string& dir) {
   for (std::size_t i = 0; i < result.columns.size(); ++i)
     final_values[result.columns[i]] = json_number(result.final_row[i]);
   summary["final"] = final_values;
+  return summary.dump(2) + "\n";
+}
+
+RunResult write_run(PreparedRun& run, const std::string& dir, RecorderFilter* filter) {
+  const fs::path root(dir);
+  fs::create_directory(root / "weights");
+  // The files of a run are made durable together (io::sync_tree) before the summary.json that
+  // says the run is finished.
+  constexpr auto kDeferred = io::Durability::kWithDirectory;
+  io::write_file_atomic(root / "config.toml", run.spec.resolved_toml, kDeferred);
+
+  CsvRecorder recorder((root / "metrics.csv").string());
+  Recorder* first = &recorder;
+  if (filter) {
+    filter->set_next(&recorder);
+    first = filter;
+  }
+  const RunResult result = train(*run.problem, run.net, run.spec.train, first);
+  recorder.close();
+
+  for (int l = 0; l < run.net.depth(); ++l)
+    io::write_npy((root / "weights" / fmt::format("W{}.npy", l + 1)).string(), run.net.layers[l],
+                  kDeferred);
+  if (run.spec.save_data) {
+    const Dataset& data = run.problem->data();
+    io::write_npy((root / "data_X.npy").string(), Eigen::MatrixXd(data.X.transpose()), kDeferred);
+    io::write_npy((root / "data_Y.npy").string(), Eigen::MatrixXd(data.Y.transpose()), kDeferred);
+  }
+  io::sync_tree(root);
+
   // Written last: a run directory with a summary.json is finished.
-  io::write_file_atomic(root / "summary.json", summary.dump(2) + "\n", kDeferred);
+  io::write_file_atomic(root / "summary.json", summary_json(run, result), kDeferred);
   io::mark_dir(root, "run", kDeferred);
   return result;
 }
 
-RunResult run_atomically(PreparedRun& run, const std::string& dir, bool force) {
+RunResult run_atomically(PreparedRun& run, const std::string& dir, bool force,
+                         RecorderFilter* filter) {
   io::Output out(io::output_path(dir, "--out"), force);
   const fs::path tmp = out.fresh_staging();
-  RunResult result = write_run(run, tmp.string());
+  RunResult result = write_run(run, tmp.string(), filter);
   out.commit(tmp);
   return result;
 }
@@ -456,6 +466,7 @@ std::optional<RunResult> read_result(const fs::path& run_dir) {
     const std::string status = summary.at("status").get<std::string>();
     r.status = status == "converged"  ? RunStatus::kConverged
                : status == "diverged" ? RunStatus::kDiverged
+               : status == "stopped"  ? RunStatus::kStopped
                                       : RunStatus::kCompleted;
     r.steps = summary.at("steps").get<long>();
     r.initial_loss = number_of(summary.at("initial_loss"));
@@ -602,13 +613,14 @@ SweepOutcome run_points(const ConfigFile& config, const std::vector<Point>& poin
         metric_columns.push_back(c);
   std::string csv = "run";
   for (const auto& c : label_columns) csv += "," + csv_field(c);
-  csv += ",status,steps";
+  csv += ",depth,status,steps";
   for (const auto& c : metric_columns) csv += "," + c;
   csv += "\n";
   for (std::size_t i = 0; i < runs.size(); ++i) {
     csv += csv_field(points[i].name);
     for (const auto& label : points[i].labels) csv += "," + csv_field(label);
-    csv += fmt::format(",{},{}", status_name(results[i].status), results[i].steps);
+    csv += fmt::format(",{},{},{}", runs[i].spec.widths.size() - 1, status_name(results[i].status),
+                       results[i].steps);
     for (const auto& c : metric_columns) {
       const auto it = std::find(results[i].columns.begin(), results[i].columns.end(), c);
       csv += ",";
@@ -741,7 +753,7 @@ SweepOutcome run_sweep(const ConfigFile& config, const std::string& dir, int job
       for (const auto& v : values) {
         next.push_back(p);
         next.back().overrides.emplace_back(key, v);
-        next.back().labels.push_back(value_text(v));
+        next.back().labels.push_back(cell_text(v));
       }
     points = std::move(next);
   }

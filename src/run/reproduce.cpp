@@ -1,6 +1,65 @@
 #include "dln/run/reproduce.hpp"
 
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "dln/error.hpp"
+#include "dln/io/output.hpp"
+#include "dln/run/config.hpp"
+#include "dln/run/experiment.hpp"
+
 namespace dln {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// One line of runs.csv split into fields (fields may be quoted, with "" for a quote).
+std::vector<std::string> csv_fields(const std::string& line) {
+  std::vector<std::string> out(1);
+  bool quoted = false;
+  for (std::size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quoted && c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+      out.back() += '"';
+      ++i;
+    } else if (c == '"') {
+      quoted = !quoted;
+    } else if (c == ',' && !quoted) {
+      out.emplace_back();
+    } else {
+      out.back() += c;
+    }
+  }
+  return out;
+}
+
+// The values the [select] of an earlier config chose (its single best point, DIR/best/runs.csv)
+// for the axes it searched, as "key=value" overrides.
+std::vector<std::string> selected_values(const ConfigFile& earlier, const std::string& dir) {
+  const fs::path table = fs::path(dir) / "best" / "runs.csv";
+  std::ifstream in(table);
+  std::string header, row, extra;
+  if (!std::getline(in, header) || !std::getline(in, row))
+    throw InputError(table.string(), 0, "", "holds no selected run");
+  if (std::getline(in, extra) && !extra.empty())
+    throw InputError(table.string(), 0, "", "holds more than one selected run");
+  const auto names = csv_fields(header), values = csv_fields(row);
+  std::vector<std::string> out;
+  for (const auto& key : earlier.select.over) {
+    const auto at = std::find(names.begin(), names.end(), key);
+    if (at == names.end() || static_cast<std::size_t>(at - names.begin()) >= values.size())
+      throw InputError(table.string(), 0, key, "has no column for this key");
+    out.push_back(key + "=" + cell_toml(key, values[static_cast<std::size_t>(at - names.begin())]));
+  }
+  return out;
+}
+
+}  // namespace
 
 const std::vector<Reproduction>& reproductions() {
   static const std::vector<Reproduction> list = {
@@ -52,6 +111,59 @@ const std::vector<Reproduction>& reproductions() {
         "papers/arora-lp/mnist_depth.toml", "papers/arora-lp/mnist_opt.toml"}},
   };
   return list;
+}
+
+// Runs every config of a reproduction into DIR/<config name> (written beside DIR, then renamed
+// into place), then its figures and claims.
+std::string run_reproduction(const std::string& name, const std::string& out_arg, bool force,
+                             int jobs) {
+  const auto& list = reproductions();
+  const auto it =
+      std::find_if(list.begin(), list.end(), [&](const auto& r) { return r.name == name; });
+  if (it == list.end()) {
+    std::string names;
+    for (const auto& r : list) names += (names.empty() ? "" : ", ") + r.name;
+    throw InputError("", 0, "", "no reproduction named '" + name + "' (known: " + names + ")");
+  }
+  const std::string out_dir =
+      io::output_path(out_arg.empty() ? (fs::path("runs") / name).string() : out_arg,
+                      out_arg.empty() ? "name" : "--out")
+          .string();
+  check_output_dir(out_dir, force);
+  const char* env_dir = std::getenv("DLN_EXPERIMENTS_DIR");
+  const fs::path experiments = env_dir ? env_dir : DLN_EXPERIMENTS_DIR;
+  std::vector<std::pair<std::string, ConfigFile>> configs;
+  for (const auto& c : it->configs)
+    configs.emplace_back(fs::path(c).stem().string(), load_config((experiments / c).string()));
+  io::Output out(out_dir, force);
+  const fs::path stage = out.fresh_staging();
+  for (std::size_t i = 0; i < configs.size(); ++i) {
+    const std::string& stem = configs[i].first;
+    ConfigFile config = configs[i].second;
+    const std::string dir = (stage / stem).string();
+    for (const auto& [target, source] : it->best_from) {
+      if (target != it->configs[i]) continue;
+      const auto from = std::find(it->configs.begin(), it->configs.end(), source);
+      const auto k = static_cast<std::size_t>(from - it->configs.begin());
+      const auto overrides =
+          selected_values(configs[k].second, (stage / configs[k].first).string());
+      for (const auto& o : overrides)
+        fmt::print("dln: {}: {} (selected in {})\n", stem, o, configs[k].first);
+      config = load_config((experiments / target).string(), overrides);
+    }
+    if (!config.arms.empty()) {
+      run_arms(config, dir, jobs, false);
+    } else if (!config.sweep.empty()) {
+      run_sweep(config, dir, jobs, false);
+    } else {
+      auto prepared = prepare(resolve(config));
+      run_atomically(prepared, dir, false);
+    }
+    fmt::print("dln: ran {}\n", (fs::path(out_dir) / stem).string());
+  }
+  io::mark_dir(stage, "reproduction");
+  out.commit(stage);
+  return out_dir;
 }
 
 }  // namespace dln

@@ -203,8 +203,10 @@ seed = [1, 2]
             self.assertEqual(runs1, (tmp / "j2" / "runs.csv").read_text())
             lines = runs1.splitlines()
             self.assertEqual(len(lines), 1 + 12)
-            self.assertTrue(lines[0].startswith("run,model.widths,optimizer.lr,seed,status,steps,loss"))
-            self.assertIn('"[10, 8, 3]"', runs1)
+            self.assertTrue(
+                lines[0].startswith("run,model.widths,optimizer.lr,seed,depth,status,steps,loss"))
+            self.assertIn(",10-8-3,", runs1)  # lists unquoted, for every CSV reader
+            self.assertNotIn('"', runs1)
             for name in [l.split(",")[0] for l in lines[1:]]:
                 self.assertTrue((tmp / "j1" / name / "summary.json").is_file(), name)
             # A point of the sweep is the same run as the single run with those values.
@@ -269,7 +271,7 @@ record = { every = 0.01, probes = ["loss", "t", "e2e_fro"] }
             self.assertEqual(out.returncode, 0, out.stderr)
             self.assertEqual(out.stderr, "")  # base keys unused by one arm are no mistake
             lines = (tmp / "arms" / "runs.csv").read_text().splitlines()
-            self.assertTrue(lines[0].startswith("run,arm,status,steps,loss,t,e2e_fro"))
+            self.assertTrue(lines[0].startswith("run,arm,depth,status,steps,loss,t,e2e_fro"))
             self.assertEqual([l.split(",")[0] for l in lines[1:]], ["deep", "e2e", "flow"])
             starts = []
             for arm in ("deep", "e2e", "flow"):

@@ -112,6 +112,12 @@ struct ConfigFile {
 // string). Throws InputError for malformed TOML, unknown keys or wrongly typed values.
 ConfigFile load_config(const std::string& path, const std::vector<std::string>& overrides = {});
 
+// The same for config text that is not in a file (the Python package's dicts): `path` names it
+// in messages, relative paths in it resolve against `base_dir`.
+ConfigFile parse_config(const std::string& text, const std::string& path,
+                        const std::string& base_dir,
+                        const std::vector<std::string>& overrides = {});
+
 // Validates and fills every default; `point` overrides values (a sweep point).
 RunSpec resolve(const ConfigFile& config,
                 const std::vector<std::pair<std::string, ConfigValue>>& point = {});
@@ -121,5 +127,11 @@ std::string nearest_key(const std::string& key);
 
 // Renders a value as TOML text (for runs.csv and labels).
 std::string value_text(const ConfigValue& value);
+
+// A value as a runs.csv cell that CSV readers take without quotes: lists of non-negative
+// integers joined by '-' (widths 10-8-6-3), other lists by ';'; scalars as value_text.
+std::string cell_text(const ConfigValue& value);
+// The TOML text of a runs.csv cell of `key` (the inverse of cell_text).
+std::string cell_toml(const std::string& key, const std::string& text);
 
 }  // namespace dln

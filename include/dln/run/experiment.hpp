@@ -42,11 +42,16 @@ void check_output_dir(const std::string& dir, bool force);
 
 // Trains and writes the run directory `dir`, an empty staging directory of dln's: config.toml,
 // metrics.csv, weights/W<l>.npy, then summary.json and the marker.
-RunResult write_run(PreparedRun& run, const std::string& dir);
+// The text of summary.json for a run that ended with `result`.
+std::string summary_json(const PreparedRun& run, const RunResult& result);
+
+// A filter, if given, sees every row first and passes it on to metrics.csv.
+RunResult write_run(PreparedRun& run, const std::string& dir, RecorderFilter* filter = nullptr);
 
 // write_run into a temporary sibling, then renamed to `dir` (replacing it, when force is set,
 // only if dln wrote it), under the lock of `dir` (io::Output).
-RunResult run_atomically(PreparedRun& run, const std::string& dir, bool force);
+RunResult run_atomically(PreparedRun& run, const std::string& dir, bool force,
+                         RecorderFilter* filter = nullptr);
 
 // The processes a sweep is shared between (MPI ranks under mpirun): each runs every size-th
 // run still to do, and barrier() waits for all of them. The default is one process.

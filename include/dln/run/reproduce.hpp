@@ -18,4 +18,11 @@ struct Reproduction {
 
 const std::vector<Reproduction>& reproductions();
 
+// Runs every config of reproduction `name` into OUT/<config name> (OUT is `out`, or runs/NAME
+// when empty), written beside OUT and renamed into place; returns OUT. The figures and claims
+// are drawn by the Python module dln.reproductions. InputError for an unknown name or an OUT
+// that may not be written.
+std::string run_reproduction(const std::string& name, const std::string& out, bool force,
+                             int jobs);
+
 }  // namespace dln

@@ -1,4 +1,4 @@
-"""python3 -m dln_plot.reproduce NAME DIR: the figures and claims of a reproduction whose runs
+"""python3 -m dln.paper_figures NAME DIR: the figures and claims of a reproduction whose runs
 `dln reproduce NAME` has written under DIR. Each claim is printed with the number measured this
 time and whether it holds; the exit status is 0 when the reproduction ran (claims that do not
 hold are results, not errors)."""
@@ -138,7 +138,8 @@ def _runs_csv(path):
 
 
 def _depth(widths):
-    return len(json.loads(widths)) - 1
+    """The depth of a runs.csv widths cell (10-8-6-3)."""
+    return len(widths.split("-")) - 1
 
 
 def steinitz_fig1(root):
@@ -570,7 +571,7 @@ REPRODUCTIONS = {"basu-fig1": basu_fig1, "steinitz-fig1": steinitz_fig1, "agd-fi
 def main(argv=None):
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 2 or args[0] not in REPRODUCTIONS:
-        print(f"usage: python3 -m dln_plot.reproduce {{{','.join(REPRODUCTIONS)}}} DIR", file=sys.stderr)
+        print(f"usage: python3 -m dln.paper_figures {{{','.join(REPRODUCTIONS)}}} DIR", file=sys.stderr)
         return 2
     REPRODUCTIONS[args[0]](args[1])
     return 0
