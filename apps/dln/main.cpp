@@ -239,10 +239,13 @@ int main(int argc, char** argv) {
       ->check(kThreadCount);
 
   auto* sweep = app.add_subcommand("sweep", "Run the cartesian product of a config's [sweep]");
-  sweep->add_option("config", config_path, "Experiment config (TOML) with a [sweep] table")
+  sweep->add_option("config", config_path, "Experiment config (TOML); axes from [sweep] or --sweep")
       ->required();
   sweep->add_option("--out", out_dir, "Sweep directory (default runs/<name>)");
   sweep->add_option("--set", overrides, "Override a config key: key=value (repeatable)");
+  std::vector<std::string> sweep_axes;
+  sweep->add_option("--sweep", sweep_axes,
+                    "A sweep axis: key=v1,v2,... or key=a..b (repeatable; replaces the file's)");
   sweep->add_option("--jobs", jobs, "Runs in parallel (threads)")->check(kThreadCount);
   sweep->add_flag("--force", force, "Overwrite an existing sweep directory");
 
@@ -327,7 +330,7 @@ int main(int argc, char** argv) {
     if (*sweep) {
       MpiSweep mpi;
       try {
-        const auto config = dln::load_config(config_path, overrides);
+        const auto config = dln::load_config(config_path, overrides, sweep_axes);
         const std::string dir = output_dir(out_dir, dln::resolve(config).name);
         const auto outcome = dln::run_sweep(config, dir, jobs, force);
         if (mpi.rank() == 0) report("swept {} runs", outcome, dir);

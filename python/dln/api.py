@@ -105,13 +105,15 @@ def _override_list(overrides, kwargs):
     return [f"{k}={_toml_value(v)}" for k, v in items.items()]
 
 
-def _config(config, overrides=None, kwargs=None):
+def _config(config, overrides=None, kwargs=None, axes=None):
     core = _need_core()
     sets = _override_list(overrides, kwargs or {})
+    sweeps = [f"{k}=" + ", ".join(_toml_value(v) for v in list(values))
+              for k, values in (axes or {}).items()]
     if isinstance(config, dict):
-        return core.parse_config(_toml_text(config), "<dict>", os.getcwd(), sets)
+        return core.parse_config(_toml_text(config), "<dict>", os.getcwd(), sets, sweeps)
     if isinstance(config, (str, os.PathLike)):
-        return core.load_config(os.fspath(config), sets)
+        return core.load_config(os.fspath(config), sets, sweeps)
     raise TypeError(f"config must be a TOML path or a dict, not {type(config).__name__}")
 
 
@@ -325,11 +327,12 @@ def load_sweep(path):
                     file=path)
 
 
-def sweep(config, out=None, *, force=False, jobs=None, overrides=None, **kwargs):
+def sweep(config, out=None, *, axes=None, force=False, jobs=None, overrides=None, **kwargs):
     """Runs a config's [sweep] grid (or its [[arms]], or [select]) as ``dln sweep`` does and
-    returns the Sweep. out=None keeps the runs in a temporary directory that is removed when the
-    Sweep is garbage-collected."""
-    cfg = _config(config, overrides, kwargs)
+    returns the Sweep. axes: {"optimizer.lr": [0.1, 0.2], ...} adds sweep axes (replacing the
+    config's axis of the same key), as ``dln sweep --sweep``. out=None keeps the runs in a
+    temporary directory that is removed when the Sweep is garbage-collected."""
+    cfg = _config(config, overrides, kwargs, axes)
     temporary = tempfile.mkdtemp(prefix="dln-sweep-") if out is None else None
     try:
         target = os.path.join(temporary, "sweep") if out is None else os.fspath(out)

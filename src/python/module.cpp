@@ -56,8 +56,7 @@ auto at_stage(Stage stage, Fn&& fn) -> decltype(fn()) {
     return fn();
   } catch (const InputError& e) {
     if (stage == Stage::kOutput) raise_input_error("OutputError", e);
-    if (e.key() == "--out" || e.key() == "out")
-      raise_input_error("OutputError", e);
+    if (e.key() == "--out" || e.key() == "out") raise_input_error("OutputError", e);
     const bool data = stage == Stage::kData && (e.key().empty() || e.key().starts_with("data."));
     raise_input_error(data ? "DataError" : "ConfigError", e);
   }
@@ -228,13 +227,16 @@ struct Config {
 };
 
 Config parse(const std::string& text, const std::string& path, const std::string& base_dir,
-             const std::vector<std::string>& overrides) {
-  return at_stage(Stage::kConfig,
-                  [&] { return Config{dln::parse_config(text, path, base_dir, overrides)}; });
+             const std::vector<std::string>& overrides, const std::vector<std::string>& sweeps) {
+  return at_stage(Stage::kConfig, [&] {
+    return Config{dln::parse_config(text, path, base_dir, overrides, sweeps)};
+  });
 }
 
-Config load(const std::string& path, const std::vector<std::string>& overrides) {
-  return at_stage(Stage::kConfig, [&] { return Config{dln::load_config(path, overrides)}; });
+Config load(const std::string& path, const std::vector<std::string>& overrides,
+            const std::vector<std::string>& sweeps) {
+  return at_stage(Stage::kConfig,
+                  [&] { return Config{dln::load_config(path, overrides, sweeps)}; });
 }
 
 dln::RunSpec resolve(const Config& config) {
@@ -461,8 +463,9 @@ PYBIND11_MODULE(_core, m) {
       .def("resolved_toml", [](const Config& c) { return resolve(c).resolved_toml; })
       .def("name", [](const Config& c) { return resolve(c).name; });
   m.def("parse_config", &parse, py::arg("text"), py::arg("path"), py::arg("base_dir"),
-        py::arg("overrides"));
-  m.def("load_config", &load, py::arg("path"), py::arg("overrides"));
+        py::arg("overrides"), py::arg("sweeps") = std::vector<std::string>{});
+  m.def("load_config", &load, py::arg("path"), py::arg("overrides"),
+        py::arg("sweeps") = std::vector<std::string>{});
   m.def("run", &run, py::arg("config"), py::arg("out"), py::arg("force"), py::arg("jobs"),
         py::arg("callback"), py::arg("metric_names"), py::arg("metric_fns"));
   m.def("sweep", &sweep, py::arg("config"), py::arg("out"), py::arg("force"), py::arg("jobs"));
@@ -505,7 +508,8 @@ PYBIND11_MODULE(_core, m) {
       [](bool quick, int only) {
         const auto count = static_cast<int>(dln::verify_checks().size());
         if (only < 0 || only > count)
-          throw py::value_error(fmt::format("only must be a check from 1 to {} (or 0: all)", count));
+          throw py::value_error(
+              fmt::format("only must be a check from 1 to {} (or 0: all)", count));
         std::vector<dln::CheckResult> results;
         {
           py::gil_scoped_release release;

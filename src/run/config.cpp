@@ -4,6 +4,7 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <filesystem>
 #include <limits>
@@ -229,6 +230,7 @@ namespace {
 
 // Upper limits of integer keys (docs/safety.md#limits): what the engine's int-sized counts
 // hold, and bounds beyond which a value can only be a mistake.
+constexpr std::size_t kMaxSweepValues = 1000000;  // values of one --sweep a..b range
 constexpr std::int64_t kMaxCount = std::numeric_limits<int>::max();
 constexpr std::int64_t kMaxSteps = std::int64_t{1} << 60;
 constexpr std::int64_t kMaxDepth = 100000;          // the e2e preconditioner loops over the depth
@@ -547,6 +549,24 @@ const std::string& get_string(const std::map<std::string, ConfigValue>& m, const
 
 }  // namespace
 
+void check_overrides(const ConfigFile& config, bool axes, bool arms) {
+  // A --set that a sweep axis or an arm would override is a mistake, not a setting.
+  for (const auto& key : config.overridden) {
+    if (axes)
+      for (const auto& [axis, values] : config.sweep)
+        if (axis == key)
+          throw InputError("--set", 0, key,
+                           "is also a sweep axis (the axis would override it); drop one of them");
+    if (arms)
+      for (const auto& arm : config.arms)
+        for (const auto& [k, v] : arm.overrides)
+          if (k == key)
+            throw InputError("--set", 0, key,
+                             "is set by the arm '" + arm.name +
+                                 "' (the arm would override it); drop one of them");
+  }
+}
+
 std::string nearest_key(const std::string& key) {
   // Closest by the whole key or by its last part (a key put in the wrong section), ties
   // broken by the whole key.
@@ -648,7 +668,8 @@ InputError RunSpec::error_at(const std::string& key, const std::string& message)
   return value_error(key, it->second, message);
 }
 
-ConfigFile load_config(const std::string& path, const std::vector<std::string>& overrides) {
+ConfigFile load_config(const std::string& path, const std::vector<std::string>& overrides,
+                       const std::vector<std::string>& sweeps) {
   std::string text;
   {
     io::InputFile file(path);  // a regular file, or an InputError naming it
@@ -659,11 +680,72 @@ ConfigFile load_config(const std::string& path, const std::vector<std::string>& 
     text.assign(static_cast<std::size_t>(file.size()), '\0');
     file.read_exact(text.data(), text.size());
   }
-  return parse_config(text, path, fs::absolute(path).parent_path().string(), overrides);
+  return parse_config(text, path, fs::absolute(path).parent_path().string(), overrides, sweeps);
 }
 
+namespace {
+
+// One --sweep argument as an axis.
+std::pair<std::string, std::vector<ConfigValue>> sweep_axis(const std::string& arg) {
+  const auto eq = arg.find('=');
+  if (eq == std::string::npos || eq == 0 || eq + 1 == arg.size())
+    throw InputError("--sweep", 0, "",
+                     "'" + arg + "' is not of the form key=v1,v2,... or key=a..b");
+  const std::string key = arg.substr(0, eq), text = arg.substr(eq + 1);
+  ConfigValue at;
+  at.file = "--sweep";
+  at.base_dir = fs::current_path().string();
+  check_known(key, at);
+  std::vector<ConfigValue> values;
+  const auto dots = text.find("..");
+  std::int64_t a = 0, b = 0;
+  if (dots != std::string::npos &&
+      std::from_chars(text.data(), text.data() + dots, a).ptr == text.data() + dots &&
+      std::from_chars(text.data() + dots + 2, text.data() + text.size(), b).ptr ==
+          text.data() + text.size()) {
+    if (b < a || b - a >= static_cast<std::int64_t>(kMaxSweepValues))
+      throw value_error(key, at,
+                        fmt::format("'{}' must be a range a..b of at most {} integers, a <= b",
+                                    text, kMaxSweepValues));
+    for (std::int64_t v = a; v <= b; ++v) {
+      ConfigValue c = at;
+      c.value = v;
+      values.push_back(c);
+    }
+    return {key, values};
+  }
+  toml::table parsed;
+  bool is_toml = true;
+  try {
+    parsed = toml::parse("v = [" + text + "]");
+  } catch (const toml::parse_error&) {
+    is_toml = false;
+  }
+  if (is_toml) {
+    for (const auto& e : *parsed.get("v")->as_array()) {
+      ConfigValue c = from_node(e, key, "--sweep", at.base_dir);
+      c.line = 0;
+      values.push_back(c);
+    }
+  } else {  // bare words: strings
+    std::size_t start = 0;
+    while (start <= text.size()) {
+      const auto comma = std::min(text.find(',', start), text.size());
+      ConfigValue c = at;
+      c.value = text.substr(start, comma - start);
+      values.push_back(c);
+      start = comma + 1;
+    }
+  }
+  if (values.empty()) throw value_error(key, at, "needs at least one value");
+  return {key, values};
+}
+
+}  // namespace
+
 ConfigFile parse_config(const std::string& text, const std::string& path,
-                        const std::string& base_dir, const std::vector<std::string>& overrides) {
+                        const std::string& base_dir, const std::vector<std::string>& overrides,
+                        const std::vector<std::string>& sweeps) {
   ConfigFile config;
   config.path = path;
   toml::table table;
@@ -703,6 +785,18 @@ ConfigFile parse_config(const std::string& text, const std::string& path,
     }
     config.values[key] = v;
   }
+  for (const auto& arg : sweeps) {
+    auto axis = sweep_axis(arg);
+    const auto same = std::find_if(config.sweep.begin(), config.sweep.end(),
+                                   [&](const auto& a) { return a.first == axis.first; });
+    if (same != config.sweep.end())
+      same->second = std::move(axis.second);  // the command line's axis replaces the file's
+    else
+      config.sweep.push_back(std::move(axis));
+  }
+  std::sort(config.sweep.begin(), config.sweep.end(),
+            [](const auto& x, const auto& y) { return x.first < y.first; });
+  for (const auto& o : overrides) config.overridden.push_back(o.substr(0, o.find('=')));
   if (config.select.enabled) {
     ConfigValue at;
     at.file = path;

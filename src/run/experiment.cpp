@@ -733,6 +733,7 @@ void set_ranks(Ranks ranks) {
 }
 
 SweepOutcome run_sweep(const ConfigFile& config, const std::string& dir, int jobs, bool force) {
+  check_overrides(config, true, false);
   if (!config.arms.empty())
     throw InputError(config.path, 0, "arms", "[[arms]] are run by 'dln run', not swept");
   // The number of points, checked before the product is expanded.
@@ -767,6 +768,7 @@ SweepOutcome run_sweep(const ConfigFile& config, const std::string& dir, int job
 }
 
 SweepOutcome run_arms(const ConfigFile& config, const std::string& dir, int jobs, bool force) {
+  check_overrides(config, false, true);
   std::vector<Point> points;
   for (const auto& arm : config.arms) points.push_back({arm.name, arm.overrides, {arm.name}});
   return run_points(config, points, {"arm"}, dir, jobs, force);

@@ -273,6 +273,15 @@ def test_load_sweep_gives_proper_columns_and_a_long_metrics_table(tmp_path):
     assert not os.path.exists(path)  # the temporary directory goes with the Sweep
 
 
+def test_sweep_axes_from_python_equal_the_same_axes_in_the_config():
+    a = dln.sweep(SMALL, axes={"optimizer.lr": [0.001, 0.002],
+                               "model.widths": [[10, 6, 3], [10, 8, 6, 3]]})
+    b = dln.sweep(SWEEP)
+    pd.testing.assert_frame_equal(a.runs, b.runs, check_exact=True)
+    with pytest.raises(dln.ConfigError, match="is also a sweep axis"):
+        dln.sweep(SWEEP, optimizer__lr=0.1)
+
+
 def test_load_sweep_reads_a_select_directory(tmp_path):
     config = dict(SMALL, sweep={"optimizer.lr": [0.001, 0.002, 0.004], "seed": [1, 2]},
                   select={"over": ["optimizer.lr"], "metric": "loss",

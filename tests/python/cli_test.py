@@ -219,6 +219,61 @@ seed = [1, 2]
             np.testing.assert_array_equal(without_time(h1, a), without_time(h2, b))
 
 
+class CommandLineSweeps(unittest.TestCase):
+    def test_sweep_axes_from_the_command_line_equal_the_same_axes_in_the_file(self):
+        with TempDir() as tmp:
+            base = write_config(tmp / "b.toml", SYNTHETIC.format(name="cl"))
+            in_file = write_config(tmp / "f.toml", SYNTHETIC.format(name="cl") + """
+[sweep]
+"optimizer.lr" = [0.0005, 0.001]
+"model.widths" = [[10, 3], [10, 8, 3]]
+seed = [1, 2, 3]
+""")
+            a = run_dln("sweep", base, "--out", tmp / "a", "--sweep", "optimizer.lr=0.0005,0.001",
+                        "--sweep", "model.widths=[10, 3],[10, 8, 3]", "--sweep", "seed=1..3")
+            b = run_dln("sweep", in_file, "--out", tmp / "b")
+            self.assertEqual(a.returncode, 0, a.stderr)
+            self.assertEqual(b.returncode, 0, b.stderr)
+            self.assertEqual((tmp / "a" / "runs.csv").read_text(),
+                             (tmp / "b" / "runs.csv").read_text())
+            self.assertEqual(len((tmp / "a" / "runs.csv").read_text().splitlines()), 1 + 12)
+            # A command-line axis replaces the file's axis of the same key.
+            c = run_dln("sweep", in_file, "--out", tmp / "c", "--sweep", "seed=7..8")
+            self.assertEqual(c.returncode, 0, c.stderr)
+            rows = (tmp / "c" / "runs.csv").read_text().splitlines()
+            self.assertEqual(len(rows), 1 + 8)
+            self.assertEqual({r.split(",")[3] for r in rows[1:]}, {"7", "8"})
+
+    def test_a_set_that_an_axis_or_an_arm_would_override_is_refused(self):
+        with TempDir() as tmp:
+            cfg = write_config(tmp / "s.toml", SYNTHETIC.format(name="s") + """
+[sweep]
+"optimizer.lr" = [0.0005, 0.001]
+""")
+            out = run_dln("sweep", cfg, "--out", tmp / "s", "--set", "optimizer.lr=0.1")
+            self.assertEqual(out.returncode, 2)
+            self.assertIn("--set: optimizer.lr: is also a sweep axis", out.stderr)
+            self.assertFalse((tmp / "s").exists())
+            out = run_dln("sweep", cfg, "--out", tmp / "s", "--set", "seed=4",
+                          "--sweep", "seed=1..2")
+            self.assertEqual(out.returncode, 2)
+            self.assertIn("seed: is also a sweep axis", out.stderr)
+            arms = write_config(tmp / "a.toml", SYNTHETIC.format(name="a") + """
+[[arms]]
+name = "slow"
+optimizer.lr = 0.0001
+[[arms]]
+name = "fast"
+""")
+            out = run_dln("run", arms, "--out", tmp / "a", "--set", "optimizer.lr=0.1")
+            self.assertEqual(out.returncode, 2)
+            self.assertIn("is set by the arm 'slow'", out.stderr)
+            for bad in ("seed=3..1", "seed", "nokey=1,2"):
+                out = run_dln("sweep", cfg, "--out", tmp / "x", "--sweep", bad)
+                self.assertEqual(out.returncode, 2, bad)
+                self.assertEqual(len(out.stderr.strip().splitlines()), 1, out.stderr)
+
+
 class Commands(unittest.TestCase):
     def test_list_version_and_help(self):
         for what, expect in [("metrics", "balance"), ("losses", "lp"), ("inits", "balanced"),

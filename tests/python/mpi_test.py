@@ -45,7 +45,7 @@ class MpiSweep(unittest.TestCase):
             self.assertFalse((tmp / "ranks.partial").exists())
             # Bad input: every rank finds it before any run; one message, exit 2 from rank 0.
             bad = subprocess.run([MPIEXEC, "--oversubscribe", "-n", "3", DLN, "sweep", str(cfg),
-                                  "--out", str(tmp / "bad"), "--set", "optimizer.lr=-1"],
+                                  "--out", str(tmp / "bad"), "--sweep", "optimizer.lr=1e-3,-1"],
                                  capture_output=True, text=True, env=env, timeout=300)
             self.assertNotEqual(bad.returncode, 0)
             self.assertEqual((bad.stdout + bad.stderr).count("optimizer.lr: must be > 0"), 1)

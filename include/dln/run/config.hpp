@@ -106,17 +106,28 @@ struct ConfigFile {
     int line = 0;
   };
   Select select;
+  std::vector<std::string> overridden;  // the keys given by --set (or Python overrides)
 };
 
 // Parses `path` and applies "key=value" overrides (values in TOML syntax; a bare word is a
 // string). Throws InputError for malformed TOML, unknown keys or wrongly typed values.
-ConfigFile load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+ConfigFile load_config(const std::string& path, const std::vector<std::string>& overrides = {},
+                       const std::vector<std::string>& sweeps = {});
 
 // The same for config text that is not in a file (the Python package's dicts): `path` names it
 // in messages, relative paths in it resolve against `base_dir`.
 ConfigFile parse_config(const std::string& text, const std::string& path,
-                        const std::string& base_dir,
-                        const std::vector<std::string>& overrides = {});
+                        const std::string& base_dir, const std::vector<std::string>& overrides = {},
+                        const std::vector<std::string>& sweeps = {});
+
+// Sweep axes from the command line: "key=v1,v2,..." (each value in TOML syntax, a bare word a
+// string; "[10, 3],[10, 8, 3]" for lists) or "key=a..b" (the integers a to b). An axis of the
+// same key in the file is replaced. A --set of a key that is a sweep axis or an arm's setting
+// is refused by check_overrides: the axis or arm would silently win.
+
+// InputError for a --set key that a sweep axis (`axes`) or an arm's setting (`arms`) would
+// override. `dln sweep` checks the axes, `dln run` of a config with arms the arms.
+void check_overrides(const ConfigFile& config, bool axes, bool arms);
 
 // Validates and fills every default; `point` overrides values (a sweep point).
 RunSpec resolve(const ConfigFile& config,
