@@ -211,6 +211,7 @@ class PythonFilter final : public dln::RecorderFilter {
 };
 
 long expected_rows(const dln::TrainSpec& train) {
+  if (!train.record_steps.empty()) return static_cast<long>(train.record_steps.size()) + 2;
   if (dln::make_optimizer(train.optimizer)->continuous())
     return static_cast<long>(std::min(train.optimizer.time / train.dt, 1e9)) + 2;
   return train.optimizer.steps / std::max(train.every, 1L) + 2;

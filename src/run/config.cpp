@@ -198,7 +198,12 @@ const std::vector<KeySpec>& config_schema() {
        "optimizer.kind!=flow"},
       {"record.every", T::kNumber, "1",
        "Record the probes every this many steps (and at the first and last step); for flow, "
-       "the time between records (any number > 0).",
+       "the time between records (any number > 0); \"log\": at log-spaced steps "
+       "(record.per_decade a decade, and the first and last step).",
+       ""},
+      {"record.per_decade", T::kInt, "20",
+       "With record.every = \"log\": about this many records per decade of steps (at "
+       "round(10^(j/N)), deduplicated).",
        ""},
       {"record.probes", T::kStringArray, "[\"loss\", \"fro\", \"balance\", \"e2e_fro\", \"time\"]",
        "Probes to record (`dln list metrics`).", ""},
@@ -469,6 +474,10 @@ ConfigValue coerce(const std::string& key, const ConfigValue& v) {
         throw wrong();
       break;
     case KeyType::kNumber:
+      // record.every also takes "log" (log-spaced records).
+      if (key == "record.every" && std::holds_alternative<std::string>(v.value) &&
+          std::get<std::string>(v.value) == "log")
+        break;
       if (!std::holds_alternative<std::int64_t>(v.value) &&
           !std::holds_alternative<double>(v.value))
         throw wrong();
@@ -1152,7 +1161,9 @@ RunSpec resolve(const ConfigFile& config,
 
   // [record], [stop]
   const auto& every = r.at("record.every").value;
-  if (flow) {
+  if (flow && std::holds_alternative<std::string>(every)) {
+    throw fail("record.every", "\"log\" is for optimizers that take steps; give flow a time");
+  } else if (flow) {
     spec.train.dt = std::holds_alternative<double>(every)
                         ? std::get<double>(every)
                         : static_cast<double>(std::get<std::int64_t>(every));
@@ -1165,6 +1176,11 @@ RunSpec resolve(const ConfigFile& config,
                              kMaxFlowRecords));
     if (std::abs(intervals - std::round(intervals)) > 1e-9 * intervals)
       throw fail("record.every", "must divide optimizer.time into a whole number of intervals");
+  } else if (std::holds_alternative<std::string>(every)) {  // "log"
+    const std::int64_t per_decade = std::get<std::int64_t>(r.at("record.per_decade").value);
+    if (per_decade < 1 || per_decade > 100000)
+      throw fail("record.per_decade", "must be from 1 to 100000");
+    spec.train.record_steps = log_record_steps(o.steps, static_cast<int>(per_decade));
   } else {
     if (!std::holds_alternative<std::int64_t>(every))
       throw fail("record.every", "must be a whole number of steps (a time only for flow)");

@@ -45,6 +45,7 @@ struct Training::State {
   double t_carry = 0.0;         // Kahan compensation of the sum of the rates
   bool continuous = false;
   long steps = 0, every = 1;
+  std::size_t next_record = 0;  // into spec.record_steps
 
   double elapsed() const {
     return seconds_before + std::chrono::duration<double>(Clock::now() - start).count();
@@ -125,7 +126,15 @@ long Training::advance(long n) {
     }
     s.info.lr = s.next_lr();
     const bool stop = s.check_stop(s.cache.loss());
-    if (stop || s.result.steps % s.every == 0 || s.result.steps == s.steps) s.record();
+    bool due = s.result.steps == s.steps;
+    if (s.spec.record_steps.empty()) {
+      due = due || s.result.steps % s.every == 0;
+    } else {
+      const auto& at = s.spec.record_steps;
+      while (s.next_record < at.size() && at[s.next_record] < s.result.steps) ++s.next_record;
+      due = due || (s.next_record < at.size() && at[s.next_record] == s.result.steps);
+    }
+    if (stop || due) s.record();
   }
   s.seconds_before = s.elapsed();
   return taken;
@@ -155,7 +164,21 @@ long Training::total_steps() const {
 
 long Training::expected_records() const {
   const State& s = *state_;
+  if (!s.spec.record_steps.empty()) return static_cast<long>(s.spec.record_steps.size()) + 2;
   return s.steps / s.every + 2;
+}
+
+std::vector<long> log_record_steps(long steps, int per_decade) {
+  std::vector<long> out = {0};
+  if (steps >= 1) out.push_back(1);
+  for (long j = 1;; ++j) {
+    const double x = std::pow(10.0, static_cast<double>(j) / per_decade);
+    if (!(x < static_cast<double>(steps))) break;
+    const long k = std::lround(x);
+    if (k > out.back() && k < steps) out.push_back(k);
+  }
+  if (steps > out.back()) out.push_back(steps);
+  return out;
 }
 
 StepCache& Training::cache() {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <Eigen/SVD>
+#include <algorithm>
 #include <cmath>
 #include <numeric>
 
@@ -116,6 +117,42 @@ TEST(Trainer, RecordsInitialStateEveryKStepsAndTheLastStep) {
   EXPECT_EQ(rows.steps, (std::vector<long>{0, 5, 10, 15, 20, 23}));
   EXPECT_EQ(rows.columns_, (std::vector<std::string>{"loss", "fro.1", "fro.2"}));
   EXPECT_DOUBLE_EQ(rows.last[0], r.final_loss);
+}
+
+TEST(Trainer, LogSpacedRecordsAreGeometricDeduplicatedAndEndAtTheLastStep) {
+  // 20 a decade over 10^4 steps: 10^(j/20) rounded; the first rounded values repeat (1, 1, 1, 2,
+  // 2, ...) and are kept once.
+  const auto at = log_record_steps(10000, 20);
+  EXPECT_EQ(at.front(), 0);
+  EXPECT_EQ(at[1], 1);
+  EXPECT_EQ(at.back(), 10000);
+  EXPECT_TRUE(std::is_sorted(at.begin(), at.end()));
+  EXPECT_EQ(std::adjacent_find(at.begin(), at.end()), at.end());
+  // Every decade [10^m, 10^(m+1)) above the first holds the 20 points round(10^(j/20)).
+  for (long lo : {100L, 1000L}) {
+    const auto n =
+        std::count_if(at.begin(), at.end(), [&](long k) { return k >= lo && k < 10 * lo; });
+    EXPECT_EQ(n, 20) << lo;
+  }
+  // Consecutive ratios approach 10^(1/20) once rounding no longer matters.
+  const auto i = std::lower_bound(at.begin(), at.end(), 1000L) - at.begin();
+  EXPECT_NEAR(static_cast<double>(at[i + 1]) / at[i], std::pow(10.0, 1.0 / 20), 2e-3);
+  EXPECT_EQ(log_record_steps(1, 20), (std::vector<long>{0, 1}));
+  EXPECT_EQ(log_record_steps(0, 20), (std::vector<long>{0}));
+
+  const auto data = test::random_data(3, 2, 20, 1);
+  const Problem problem(data, Loss(2.0, Reduction::kMean));
+  LinearNet net = test::random_net({3, 4, 2}, 1, 0.3);
+  TrainSpec spec;
+  spec.optimizer.lr = 0.01;
+  spec.optimizer.steps = 1000;
+  spec.record_steps = log_record_steps(1000, 5);
+  spec.probes = {"loss"};
+  RowCounter rows;
+  train(problem, net, spec, &rows);
+  EXPECT_EQ(rows.steps, spec.record_steps);
+  EXPECT_EQ(rows.steps, (std::vector<long>{0, 1, 2, 3, 4, 6, 10, 16, 25, 40, 63, 100, 158, 251, 398,
+                                           631, 1000}));
 }
 
 TEST(Trainer, DivergingRunStopsWithStatusDiverged) {

@@ -274,6 +274,24 @@ name = "fast"
                 self.assertEqual(len(out.stderr.strip().splitlines()), 1, out.stderr)
 
 
+class LogSpacedRecords(unittest.TestCase):
+    def test_log_records_every_probe_on_the_grid_and_refuses_flow(self):
+        with TempDir() as tmp:
+            cfg = write_config(tmp / "l.toml", SYNTHETIC.format(name="l").replace(
+                "steps = 40\n[record]\nevery = 10", "steps = 40\n[record]\nevery = \"log\"\n"
+                "per_decade = 4\nprobes = [\"loss\", \"fro\", \"balance\", \"e2e_fro\"]"))
+            out = run_dln("run", cfg, "--out", tmp / "l")
+            self.assertEqual(out.returncode, 0, out.stderr)
+            header, rows = read_metrics(tmp / "l")
+            # round(10^(j/4)) below 40: 2, 3, 6, 10, 18, 32; then the last step.
+            self.assertEqual(list(rows[:, 0].astype(int)), [0, 1, 2, 3, 6, 10, 18, 32, 40])
+            self.assertFalse(np.isnan(rows).any())
+            flow = run_dln("run", cfg, "--out", tmp / "f", "--set", "optimizer.kind=flow")
+            self.assertEqual(flow.returncode, 2)
+            self.assertIn("record.every", flow.stderr)
+            self.assertFalse((tmp / "f").exists())
+
+
 class Commands(unittest.TestCase):
     def test_list_version_and_help(self):
         for what, expect in [("metrics", "balance"), ("losses", "lp"), ("inits", "balanced"),

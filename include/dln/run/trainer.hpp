@@ -24,8 +24,9 @@ struct StopSpec {
 
 struct TrainSpec {
   OptimizerSpec optimizer;
-  long every = 1;   // record every this many steps (and the last step)
-  double dt = 0.0;  // continuous-time optimisers: the time between records
+  long every = 1;                  // record every this many steps (and the last step)
+  std::vector<long> record_steps;  // if not empty: record at exactly these steps (increasing)
+  double dt = 0.0;                 // continuous-time optimisers: the time between records
   std::vector<std::string> probes;
   ProbeOptions probe_options;
   StopSpec stop;
@@ -101,6 +102,10 @@ class Training {
   struct State;
   std::unique_ptr<State> state_;
 };
+
+// Log-spaced record steps for a run of `steps` steps: 0, 1, the last, and round(10^(j / N)) for
+// every j with N = per_decade, deduplicated and increasing.
+std::vector<long> log_record_steps(long steps, int per_decade);
 
 // Trains `net` in place. The recorder may be null.
 RunResult train(const Problem& problem, LinearNet& net, const TrainSpec& spec, Recorder* recorder);
