@@ -219,8 +219,7 @@ def _list_keys():
     """The config keys whose values are lists (their runs.csv cells are joined lists)."""
     if _core is None:
         return set()
-    return {k["key"] for k in _core.config_keys() if k["type"].endswith("array")
-            or k["type"].startswith("array")}
+    return {k["key"] for k in _core.config_keys() if k["type"].startswith("array")}
 
 
 def _cell_tuple(text):

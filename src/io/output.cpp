@@ -266,6 +266,15 @@ void remove_dln_dir(const fs::path& dir) {
   fs::remove_all(dir);
 }
 
+void remove_dln_file(const fs::path& dir, std::string_view name) {
+  Marker m;
+  if (!is_real_dir(dir) || !read_marker(dir, m))
+    throw std::logic_error("refusing to remove " + (dir / name).string() +
+                           ": dln did not write it");
+  std::error_code ec;
+  fs::remove(dir / name, ec);  // absent is fine
+}
+
 void make_staging_dir(const fs::path& dir) {
   std::error_code ec;
   if (fs::exists(fs::symlink_status(dir, ec))) {

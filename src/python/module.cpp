@@ -210,13 +210,6 @@ class PythonFilter final : public dln::RecorderFilter {
   long error_step_ = 0;
 };
 
-long expected_rows(const dln::TrainSpec& train) {
-  if (!train.record_steps.empty()) return static_cast<long>(train.record_steps.size()) + 2;
-  if (dln::make_optimizer(train.optimizer)->continuous())
-    return static_cast<long>(std::min(train.optimizer.time / train.dt, 1e9)) + 2;
-  return train.optimizer.steps / std::max(train.every, 1L) + 2;
-}
-
 int default_jobs() {
   return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
@@ -265,7 +258,7 @@ py::dict run(const Config& config, const std::optional<std::string>& out, bool f
 
   PythonFilter filter(prepared.net, std::move(callback), std::move(metric_names),
                       std::move(metric_fns));
-  MemoryRecorder memory(expected_rows(prepared.spec.train));
+  MemoryRecorder memory(dln::expected_records(prepared.spec.train));
   dln::RunResult result;
   bool failed = false;
   at_stage(Stage::kOutput, [&] {  // what can go wrong now is the output (a second writer)
@@ -331,7 +324,7 @@ class Trainer {
   Trainer(const Config& config, std::optional<int> jobs)
       : spec_(resolve(config)),
         prepared_(at_stage(Stage::kData, [&] { return dln::prepare(spec_); })),
-        memory_(expected_rows(prepared_.spec.train)) {
+        memory_(dln::expected_records(prepared_.spec.train)) {
     prepared_.spec.train.threads = jobs.value_or(1);
     if (prepared_.spec.train.threads < 1) throw py::value_error("jobs must be at least 1");
     training_ = std::make_unique<dln::Training>(*prepared_.problem, prepared_.net,

@@ -632,7 +632,8 @@ SweepOutcome run_points(const ConfigFile& config, const std::vector<Point>& poin
     ++outcome.statuses[status_name(results[i].status)];
   }
   io::write_file_atomic(tmp / "runs.csv", csv);
-  fs::remove(identity_file);  // written by this sweep above (or by the one it resumes)
+  // The points list, written by this sweep above (or by the one it resumes).
+  io::remove_dln_file(tmp, identity_file.filename().string());
   io::mark_dir(tmp, "sweep");
   out->commit(tmp);
   out.reset();

@@ -1,5 +1,6 @@
 #include "dln/run/trainer.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
@@ -162,10 +163,11 @@ long Training::total_steps() const {
   return state_->steps;
 }
 
-long Training::expected_records() const {
-  const State& s = *state_;
-  if (!s.spec.record_steps.empty()) return static_cast<long>(s.spec.record_steps.size()) + 2;
-  return s.steps / s.every + 2;
+long expected_records(const TrainSpec& spec) {
+  if (!spec.record_steps.empty()) return static_cast<long>(spec.record_steps.size()) + 1;
+  if (make_optimizer(spec.optimizer)->continuous())
+    return static_cast<long>(std::min(spec.optimizer.time / spec.dt, 1e9)) + 2;
+  return spec.optimizer.steps / std::max(spec.every, 1L) + 2;
 }
 
 std::vector<long> log_record_steps(long steps, int per_decade) {

@@ -1,7 +1,7 @@
 // Everything dln writes goes through here. An output path is normalised once; a directory is
 // written beside its target under a lock, marked as dln's, fsync'ed and renamed into place; and
 // only a directory that dln itself wrote, holding nothing else, may ever be replaced or removed
-// (docs/safety.md). Nothing outside this module calls remove_all.
+// (docs/safety.md). Nothing outside this module removes a file or directory.
 #pragma once
 
 #include <filesystem>
@@ -59,6 +59,10 @@ void check_replaceable(const std::filesystem::path& target, bool force);
 // Removes a directory tree that dln wrote (it carries the marker); throws std::logic_error for
 // anything else, so that a mistake elsewhere cannot delete a user's files.
 void remove_dln_dir(const std::filesystem::path& dir);
+
+// Removes the file `name` that dln wrote in `dir`, a directory carrying dln's marker (absent:
+// nothing happens); std::logic_error if `dir` is not dln's.
+void remove_dln_file(const std::filesystem::path& dir, std::string_view name);
 
 // Creates `dir` marked as a staging directory of dln's. An existing `dir` must be empty or dln's
 // (it is removed first); anything else is an InputError.

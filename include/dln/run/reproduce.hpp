@@ -22,7 +22,6 @@ const std::vector<Reproduction>& reproductions();
 // when empty), written beside OUT and renamed into place; returns OUT. The figures and claims
 // are drawn by the Python module dln.reproductions. InputError for an unknown name or an OUT
 // that may not be written.
-std::string run_reproduction(const std::string& name, const std::string& out, bool force,
-                             int jobs);
+std::string run_reproduction(const std::string& name, const std::string& out, bool force, int jobs);
 
 }  // namespace dln

@@ -85,8 +85,6 @@ class Training {
   RunResult finish();
   // Steps in the run (the configured count, or flow time / record interval).
   long total_steps() const;
-  // How many rows a run to the end records at most (for recorders that reserve).
-  long expected_records() const;
 
   StepCache& cache();
   const std::vector<std::string>& columns() const;
@@ -102,6 +100,10 @@ class Training {
   struct State;
   std::unique_ptr<State> state_;
 };
+
+// How many rows a run of `spec` records at most (for recorders that reserve): the initial row,
+// one per record interval or record step, and the last step.
+long expected_records(const TrainSpec& spec);
 
 // Log-spaced record steps for a run of `steps` steps: 0, 1, the last, and round(10^(j / N)) for
 // every j with N = per_decade, deduplicated and increasing.
