@@ -245,12 +245,15 @@ class Sweep:
     values as columns, lists as tuples, ``depth``, ``status``, ``steps`` and the final metrics),
     ``axes`` (the swept columns), ``metrics`` (long DataFrame: every record of every run, with
     the run's swept values on each row), ``path``, ``kind`` ("sweep", "arms" or "select";
-    a select directory's rows carry ``phase`` "grid" or "best"). ``run(name)`` loads one.
+    a select directory's rows carry ``phase`` "grid" or "best", and its ``selection`` is a
+    DataFrame of every candidate with its aggregated score and ``selected``; None elsewhere).
+    ``run(name)`` loads one.
     A Sweep made by ``dln.sweep(out=None)`` lives in a temporary directory removed when the
     Sweep is garbage-collected; load its runs (``run(name)``) while it lives."""
 
     def __init__(self, path, kind, runs, dirs, axes):
         self.path, self.kind, self.runs, self.axes = path, kind, runs, axes
+        self.selection = None
         self._dirs = dirs  # each row's run directory, relative to path
         self._metrics = None
 
@@ -321,7 +324,11 @@ def load_sweep(path):
             best.insert(0, "phase", "best")
             parts.append(best)
             dirs = dirs + best_dirs
-        return Sweep(path, "select", pd.concat(parts, ignore_index=True), dirs, axes)
+        out = Sweep(path, "select", pd.concat(parts, ignore_index=True), dirs, axes)
+        chosen = os.path.join(path, "selection.csv")
+        if os.path.isfile(chosen):
+            out.selection = pd.read_csv(chosen, float_precision="round_trip")
+        return out
     raise DataError(f"{path}: is not a sweep directory (no runs.csv, nor grid/runs.csv)",
                     file=path)
 

@@ -83,7 +83,8 @@ const std::vector<KeySpec>& config_schema() {
        "Targets Y: an (n, k) or (n,) .npy file; for csv, a file of targets only.",
        "data.source=npy|csv"},
       {"data.path", T::kString, "(required, but for csv with data.x)",
-       "The .npz, .csv (optionally .gz) or LIBSVM file; for mnist_json the folder holding "
+       "The .npz, .csv (optionally .gz) or LIBSVM file (optionally .gz; or a list of LIBSVM "
+       "files read one after another as one data set); for mnist_json the folder holding "
        "0.json ... 9.json; for idx the images file (IDX, optionally .gz).",
        "data.source=npz|csv|libsvm|mnist_json|idx"},
       {"data.paths", T::kStringArray, "[] (data.path)",
@@ -226,6 +227,10 @@ const std::vector<KeySpec>& config_schema() {
       {"stop.diverge_factor", T::kFloat, "1e12",
        "Stop with status diverged when the loss exceeds this factor times the initial loss or is "
        "not finite.",
+       ""},
+      {"stop.rise", T::kBool, "false",
+       "A run whose final loss is above its initial loss ends with status diverged (the runs of "
+       "a [select] grid have it on).",
        ""},
   };
   return schema;
@@ -398,6 +403,26 @@ void flatten(const toml::table& table, const std::string& prefix, const std::str
             if (!e.is_string()) throw value_error("select.over", at, "must be an array of keys");
             sel.over.push_back(e.as_string()->get());
           }
+        } else if (skey == "across" && snode.is_array()) {
+          for (const auto& e : *snode.as_array()) {
+            if (!e.is_string()) throw value_error("select.across", at, "must be an array of keys");
+            sel.across.push_back(e.as_string()->get());
+          }
+        } else if (skey == "aggregate" && snode.is_string()) {
+          sel.aggregate = snode.as_string()->get();
+          if (sel.aggregate != "min" && sel.aggregate != "mean" && sel.aggregate != "median")
+            throw value_error("select.aggregate", at,
+                              "'" + sel.aggregate + "' is not one of: min, mean, median");
+        } else if (skey == "then_seeds" && snode.is_array()) {
+          for (const auto& e : *snode.as_array()) {
+            const auto* seed = e.as_integer();
+            if (!seed || seed->get() < 0 || seed->get() > kMaxCount)
+              throw value_error("select.then_seeds", at, "must be an array of seeds >= 0");
+            sel.then_seeds.push_back(seed->get());
+          }
+          if (sel.then_seeds.empty() || sel.then_seeds.size() > kMaxSweepValues)
+            throw value_error("select.then_seeds", at,
+                              fmt::format("must hold 1 to {} seeds", kMaxSweepValues));
         } else if (skey == "then" && snode.is_table()) {
           ConfigFile sub;
           flatten(*snode.as_table(), "", file, base_dir, sub);
@@ -405,8 +430,10 @@ void flatten(const toml::table& table, const std::string& prefix, const std::str
             throw value_error("select.then", at, "holds config keys only");
           sel.then.assign(sub.values.begin(), sub.values.end());
         } else {
-          throw value_error("select." + skey, at,
-                            "unknown key or wrong type (select takes metric, over, [select.then])");
+          throw value_error(
+              "select." + skey, at,
+              "unknown key or wrong type (select takes metric, over, across, aggregate, "
+              "then_seeds, [select.then])");
         }
       }
       continue;
@@ -459,6 +486,8 @@ ConfigValue coerce(const std::string& key, const ConfigValue& v) {
   };
   switch (spec->type) {
     case KeyType::kString:
+      // data.path also takes a list of files (libsvm; checked in resolve()).
+      if (key == "data.path" && std::holds_alternative<std::vector<std::string>>(v.value)) break;
       if (!std::holds_alternative<std::string>(v.value)) throw wrong();
       break;
     case KeyType::kInt:
@@ -814,10 +843,25 @@ ConfigFile parse_config(const std::string& text, const std::string& path,
       throw value_error("select", at, "needs a [sweep] grid to select from");
     if (config.select.over.empty())
       for (const auto& [key, values] : config.sweep) config.select.over.push_back(key);
-    for (const auto& key : config.select.over)
-      if (std::none_of(config.sweep.begin(), config.sweep.end(),
-                       [&](const auto& axis) { return axis.first == key; }))
+    auto is_axis = [&](const std::string& key) {
+      return std::any_of(config.sweep.begin(), config.sweep.end(),
+                         [&](const auto& axis) { return axis.first == key; });
+    };
+    const auto& sel = config.select;
+    for (const auto& key : sel.over)
+      if (!is_axis(key))
         throw value_error("select.over", at, "'" + key + "' is not an axis of [sweep]");
+    for (const auto& key : sel.across) {
+      if (!is_axis(key))
+        throw value_error("select.across", at, "'" + key + "' is not an axis of [sweep]");
+      if (std::find(sel.over.begin(), sel.over.end(), key) != sel.over.end())
+        throw value_error("select.across", at, "'" + key + "' is also in select.over");
+    }
+    if (sel.aggregate != "min" && sel.across.empty())
+      throw value_error("select.aggregate", at,
+                        "'" + sel.aggregate +
+                            "' aggregates over the axes of select.across (e.g. [\"init.seed\"]); "
+                            "name them");
   }
   return config;
 }
@@ -870,6 +914,20 @@ RunSpec resolve(const ConfigFile& config,
     }
   }
 
+  // data.path as a list of files: the libsvm source's data.paths.
+  if (const auto it = r.find("data.path"); it != r.end()) {
+    if (const auto* list = std::get_if<std::vector<std::string>>(&it->second.value)) {
+      if (get_string(r, "data.source") != "libsvm")
+        throw spec.error_at("data.path", "a list of files is read by data.source = libsvm only");
+      const auto& paths = r.at("data.paths");
+      if (!std::get<std::vector<std::string>>(paths.value).empty())
+        throw spec.error_at("data.paths", "give data.path or data.paths, not both");
+      ConfigValue moved = it->second;
+      moved.value = *list;
+      r["data.paths"] = std::move(moved);
+      it->second.value = std::string();
+    }
+  }
   auto str = [&](const std::string& k) -> const std::string& { return get_string(r, k); };
   auto num = [&](const std::string& k) { return std::get<double>(r.at(k).value); };
   auto integer = [&](const std::string& k) { return std::get<std::int64_t>(r.at(k).value); };
@@ -1212,6 +1270,7 @@ RunSpec resolve(const ConfigFile& config,
   if (!(spec.train.stop.loss >= 0)) throw fail("stop.loss", "must be >= 0");
   spec.train.stop.diverge_factor = num("stop.diverge_factor");
   if (!(spec.train.stop.diverge_factor > 1)) throw fail("stop.diverge_factor", "must be > 1");
+  spec.train.stop.rise = boolean("stop.rise");
 
   // The resolved config, every default filled in and paths made absolute.
   toml::table out;

@@ -3,10 +3,13 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <limits>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <thread>
@@ -675,46 +678,157 @@ SweepOutcome select_in(const ConfigFile& config, const std::vector<Point>& grid,
                        const std::vector<std::string>& columns, const fs::path& tmp, int jobs,
                        std::optional<io::Output>& out) {
   const Ranks& ranks = current_ranks();
+  const auto& sel = config.select;
+  // The grid's runs count a final loss above the initial one as diverged (stop.rise).
+  std::vector<Point> grid_points = grid;
+  ConfigValue on;
+  on.value = true;
+  on.file = config.path;
+  for (auto& p : grid_points) p.overrides.emplace_back("stop.rise", on);
   std::vector<RunResult> results;
   SweepOutcome outcome =
-      run_points(config, grid, columns, (tmp / "grid").string(), jobs, true, &results);
-  // Group the points by their values on the axes not searched over.
-  const auto& sel = config.select;
-  std::vector<bool> searched;
-  for (const auto& c : columns)
-    searched.push_back(std::find(sel.over.begin(), sel.over.end(), c) != sel.over.end());
-  std::map<std::string, std::size_t> best;  // group key -> grid index
-  std::vector<std::string> order;
+      run_points(config, grid_points, columns, (tmp / "grid").string(), jobs, true, &results);
+
+  // Each axis groups the points, is searched (over) or is aggregated (across). A candidate is
+  // one group's values with one value of every searched axis; its score aggregates the metric
+  // over its points (the across axes' values).
+  enum class Role { kGroup, kOver, kAcross };
+  std::vector<Role> role;
+  for (const auto& c : columns) {
+    const auto in = [&](const std::vector<std::string>& v) {
+      return std::find(v.begin(), v.end(), c) != v.end();
+    };
+    role.push_back(in(sel.over) ? Role::kOver : in(sel.across) ? Role::kAcross : Role::kGroup);
+  }
+  struct Candidate {
+    std::string group;
+    std::vector<std::size_t> points;  // grid indices, in grid order
+    std::vector<double> values;       // the metric of the points that did not diverge
+    std::size_t diverged = 0;
+    double score = std::numeric_limits<double>::infinity();
+    std::size_t best = 0;  // the member with the lowest metric
+    double best_value = 0.0;
+  };
+  std::vector<Candidate> candidates;
+  std::map<std::string, std::size_t> by_key;
   bool metric_seen = false;
   for (std::size_t i = 0; i < grid.size(); ++i) {
-    std::string key;
-    for (std::size_t a = 0; a < columns.size(); ++a)
-      if (!searched[a]) key += grid[i].labels[a] + "\x1f";
+    std::string group, key;
+    for (std::size_t a = 0; a < columns.size(); ++a) {
+      if (role[a] == Role::kGroup) group += grid[i].labels[a] + "\x1f";
+      if (role[a] != Role::kAcross) key += grid[i].labels[a] + "\x1f";
+    }
+    auto [it, fresh] = by_key.try_emplace(key, candidates.size());
+    if (fresh) candidates.push_back({group, {}, {}, 0});
+    Candidate& c = candidates[it->second];
+    c.points.push_back(i);
     const auto& r = results[i];
     const auto col = std::find(r.columns.begin(), r.columns.end(), sel.metric);
-    if (col == r.columns.end()) continue;
-    metric_seen = true;
-    const double v = r.final_row[static_cast<std::size_t>(col - r.columns.begin())];
-    if (r.status == RunStatus::kDiverged || !std::isfinite(v)) continue;
-    if (!best.count(key)) order.push_back(key);
-    auto [it, fresh] = best.try_emplace(key, i);
-    const auto& rb = results[it->second];
-    const double vb = rb.final_row[static_cast<std::size_t>(
-        std::find(rb.columns.begin(), rb.columns.end(), sel.metric) - rb.columns.begin())];
-    if (!fresh && v < vb) it->second = i;
+    if (col != r.columns.end()) metric_seen = true;
+    const double v = col == r.columns.end()
+                         ? std::numeric_limits<double>::quiet_NaN()
+                         : r.final_row[static_cast<std::size_t>(col - r.columns.begin())];
+    if (r.status == RunStatus::kDiverged || !std::isfinite(v)) {
+      ++c.diverged;
+      continue;
+    }
+    if (c.values.empty() || v < c.best_value) {
+      c.best = i;
+      c.best_value = v;
+    }
+    c.values.push_back(v);
   }
   if (!metric_seen)
     throw InputError(config.path, sel.line, "select.metric",
                      "'" + sel.metric + "' is not a recorded column of the grid runs");
+  // Scores: min over the points that did not diverge; mean and median only over candidates none
+  // of whose points diverged (a rate at which one restart diverges is not chosen).
+  for (auto& c : candidates) {
+    if (c.values.empty() || (sel.aggregate != "min" && c.diverged > 0)) continue;
+    std::vector<double> v = c.values;
+    if (sel.aggregate == "min") {
+      c.score = *std::min_element(v.begin(), v.end());
+    } else if (sel.aggregate == "mean") {
+      double sum = 0.0;
+      for (double x : v) sum += x;
+      c.score = sum / static_cast<double>(v.size());
+    } else {
+      std::sort(v.begin(), v.end());
+      const std::size_t m = v.size() / 2;
+      c.score = v.size() % 2 ? v[m] : 0.5 * (v[m - 1] + v[m]);
+    }
+  }
+  // The winner of each group: the lowest score; a tie goes to the candidate first in the grid's
+  // order (axes sorted by key, values in the order given).
+  std::map<std::string, std::size_t> winner;
+  std::vector<std::string> order;
+  for (std::size_t k = 0; k < candidates.size(); ++k) {
+    const Candidate& c = candidates[k];
+    if (!std::isfinite(c.score)) continue;
+    auto [it, fresh] = winner.try_emplace(c.group, k);
+    if (fresh)
+      order.push_back(c.group);
+    else if (c.score < candidates[it->second].score)
+      it->second = k;
+  }
+
+  // selection.csv: every candidate with its score and whether it won.
+  {
+    std::string csv;
+    for (std::size_t a = 0; a < columns.size(); ++a)
+      if (role[a] != Role::kAcross) csv += csv_field(columns[a]) + ",";
+    csv += fmt::format("{}_{},runs,diverged,selected\n", sel.metric, sel.aggregate);
+    for (std::size_t k = 0; k < candidates.size(); ++k) {
+      const Candidate& c = candidates[k];
+      const Point& p = grid[c.points.front()];
+      for (std::size_t a = 0; a < columns.size(); ++a)
+        if (role[a] != Role::kAcross) csv += csv_field(p.labels[a]) + ",";
+      const auto w = winner.find(c.group);
+      csv += fmt::format("{},{},{},{}\n", number(c.score), c.points.size(), c.diverged,
+                         w != winner.end() && w->second == k ? 1 : 0);
+    }
+    if (ranks.rank == 0) io::write_file_atomic(tmp / "selection.csv", csv);
+  }
+
+  // The long phase: each group's winner (its best point's values, but for the across axes when
+  // then_seeds re-draws the init), with [select.then], once per seed of then_seeds.
+  const bool reseed = !sel.then_seeds.empty();
+  std::vector<std::string> long_columns;
+  for (std::size_t a = 0; a < columns.size(); ++a)
+    if (!(reseed && role[a] == Role::kAcross)) long_columns.push_back(columns[a]);
+  const bool seed_column = reseed && std::find(long_columns.begin(), long_columns.end(),
+                                               "init.seed") == long_columns.end();
+  if (seed_column) long_columns.push_back("init.seed");
   std::vector<Point> long_phase;
-  for (const auto& key : order) {
-    Point p = grid[best[key]];
-    p.name = fmt::format("{:03}", long_phase.size());
-    for (const auto& o : sel.then) p.overrides.push_back(o);
-    long_phase.push_back(std::move(p));
+  const std::vector<std::int64_t> no_seed = {-1};
+  for (const auto& group : order) {
+    const Point& best = grid[candidates[winner[group]].best];
+    for (std::int64_t seed : reseed ? sel.then_seeds : no_seed) {
+      Point p;
+      p.name = fmt::format("{:03}", long_phase.size());
+      for (std::size_t a = 0; a < columns.size(); ++a) {
+        if (reseed && role[a] == Role::kAcross) continue;
+        p.labels.push_back(reseed && columns[a] == "init.seed" ? std::to_string(seed)
+                                                               : best.labels[a]);
+      }
+      if (seed_column) p.labels.push_back(std::to_string(seed));
+      for (const auto& o : best.overrides)
+        if (!(reseed &&
+              std::find(sel.across.begin(), sel.across.end(), o.first) != sel.across.end()))
+          p.overrides.push_back(o);
+      for (const auto& o : sel.then) p.overrides.push_back(o);
+      if (reseed) {
+        ConfigValue v;
+        v.value = seed;
+        v.file = config.path;
+        v.line = sel.line;
+        p.overrides.emplace_back("init.seed", v);
+      }
+      long_phase.push_back(std::move(p));
+    }
   }
   const SweepOutcome second =
-      run_points(config, long_phase, columns, (tmp / "best").string(), jobs, true);
+      run_points(config, long_phase, long_columns, (tmp / "best").string(), jobs, true);
   outcome.runs += second.runs;
   outcome.seconds += second.seconds;
   for (const auto& [s, n] : second.statuses) outcome.statuses[s] += n;

@@ -73,6 +73,12 @@ const std::vector<Reproduction>& reproductions() {
        "onto one-hot), learning-rate grid then long training: dynamics independent of "
        "intermediate width, and the ranking of depths",
        {"papers/steinitz-fig1/diabetes.toml", "papers/steinitz-fig1/mnist.toml"}},
+      {"steinitz-gas",
+       "Steinitz's own protocol on his own data (UCI gas-sensor drift, Ethanol): raw features, "
+       "N(0, 0.001^2) init, 1-, 2- and 3-layer nets of widths 1 and 2, each rate of his grid "
+       "1e-12 ... 3e-6 scored by 10 restarts x 200 epochs, then 30,000 epochs at the selected "
+       "rate from fresh inits: the ranking of depths and width independence",
+       {"papers/steinitz-gas/ethanol.toml"}},
       {"agd-fig1",
        "AGD paper Fig. 1: Shamir's plateau and Saxe's sigmoid against AGD; instance-wise "
        "speed-up over shallow GD at three rates; depth 2, 4, 8; two-layer GD from standard inits "

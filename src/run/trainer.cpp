@@ -155,8 +155,12 @@ const RunResult& Training::result() {
 }
 
 RunResult Training::finish() {
+  State& s = *state_;
   result();
-  return std::move(state_->result);
+  if (s.spec.stop.rise && s.result.status != RunStatus::kDiverged &&
+      s.result.final_loss > s.result.initial_loss)
+    s.result.status = RunStatus::kDiverged;
+  return std::move(s.result);
 }
 
 long Training::total_steps() const {

@@ -284,13 +284,25 @@ def test_sweep_axes_from_python_equal_the_same_axes_in_the_config():
 
 def test_load_sweep_reads_a_select_directory(tmp_path):
     config = dict(SMALL, sweep={"optimizer.lr": [0.001, 0.002, 0.004], "seed": [1, 2]},
-                  select={"over": ["optimizer.lr"], "metric": "loss",
+                  select={"over": ["optimizer.lr"], "metric": "loss", "across": ["seed"],
+                          "aggregate": "mean", "then_seeds": [5, 6],
                           "then": {"optimizer.steps": 60}})
     sweep = dln.sweep(config, tmp_path / "sel")
     assert sweep.kind == "select"
     assert set(sweep.runs["phase"]) == {"grid", "best"}
     assert (sweep.runs["phase"] == "grid").sum() == 6 and (sweep.runs["phase"] == "best").sum() == 2
     assert len(sweep.metrics) > 0
+    # One candidate per rate, scored by the mean over the two seeds; the winner trains again
+    # from the inits of seeds 5 and 6.
+    sel = sweep.selection
+    assert list(sel.columns) == ["optimizer.lr", "loss_mean", "runs", "diverged", "selected"]
+    grid = sweep.runs[sweep.runs["phase"] == "grid"]
+    means = grid.groupby("optimizer.lr")["loss"].mean()
+    np.testing.assert_allclose(sel.set_index("optimizer.lr")["loss_mean"], means, rtol=1e-14)
+    winner = sel.loc[sel["selected"] == 1, "optimizer.lr"].item()
+    assert winner == means.idxmin()
+    best = sweep.runs[sweep.runs["phase"] == "best"]
+    assert list(best["init.seed"]) == [5, 6] and set(best["optimizer.lr"]) == {winner}
 
 
 def test_registries_and_verify_are_dataframes():

@@ -96,11 +96,15 @@ struct ConfigFile {
     std::vector<std::pair<std::string, ConfigValue>> overrides;
   };
   std::vector<Arm> arms;
-  // [select]: after the [sweep] grid, keep the best point of each group (the points that differ
-  // only in the `over` axes) by the final value of `metric`, and run it again with `then`.
+  // [select]: after the [sweep] grid, keep the best candidate of each group (the points that
+  // differ only in the `over` and `across` axes) by the final value of `metric`, aggregated over
+  // the `across` axes (min, mean or median), and run it again with `then` (and, with
+  // `then_seeds`, once per init.seed given). docs/config.md#select.
   struct Select {
     bool enabled = false;
-    std::vector<std::string> over;
+    std::vector<std::string> over, across;
+    std::string aggregate = "min";
+    std::vector<std::int64_t> then_seeds;
     std::string metric = "loss";
     std::vector<std::pair<std::string, ConfigValue>> then;
     int line = 0;

@@ -20,6 +20,7 @@ const char* status_name(RunStatus status);
 struct StopSpec {
   double loss = 0.0;             // converged below this loss (0: never)
   double diverge_factor = 1e12;  // diverged above factor x initial loss, or non-finite
+  bool rise = false;             // diverged if the final loss is above the initial loss
 };
 
 struct TrainSpec {
