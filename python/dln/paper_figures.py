@@ -564,12 +564,16 @@ def ji_telgarsky_fig1(root):
     ax = axes[1]
     c = runs["deep"]
     depth = sum(1 for k in c if k.startswith("ratio."))
+    # Log-spaced records (record.every = "log"): every step from 1 on a log axis.
+    step = c["step"][1:]
     for k in range(1, depth + 1):
-        ax.plot(c["loss"], c[f"ratio.{k}"], label=rf"$\Vert W_{k}\Vert_2 / \Vert W_{k}\Vert_F$")
-    ax.plot(c["loss"], c["cos_maxmargin"], "k--", label=r"cos($W_{prod}$, $\bar u$)")
-    ax.set(xscale="log", xlabel="risk", title="(b) alignment and risk (4-layer net)")
-    ax.invert_xaxis()
-    ax.legend(fontsize="small")
+        ax.plot(step, c[f"ratio.{k}"][1:], label=rf"$\Vert W_{k}\Vert_2 / \Vert W_{k}\Vert_F$")
+    ax.plot(step, c["cos_maxmargin"][1:], "k--", label=r"cos($W_{prod}$, $\bar u$)")
+    ax.set(xscale="log", xlabel="step", title="(b) alignment and risk (4-layer net)")
+    ax.legend(fontsize="small", loc="center left")
+    risk = ax.twinx()
+    risk.plot(step, c["loss"][1:], color="grey", lw=1, ls=":")
+    risk.set(yscale="log", ylabel="risk (dotted)")
     ratios = [c[f"ratio.{k}"][-1] for k in range(1, depth + 1)]
     held.append(_claim("deep net: every layer tends to rank one: ||W_k||_2 / ||W_k||_F at the final "
                        "step " + ", ".join(f"{r:.4f}" for r in ratios) + " (each > 0.99)",

@@ -136,8 +136,13 @@ const std::vector<KeySpec>& config_schema() {
        ""},
       {"data.whiten", T::kBool, "false",
        "Transform the inputs so that X X^T / n = I (after standardize, if both).", ""},
-      {"model.widths", T::kIntArray, "",
+      {"model.widths", T::kIntArray, "[] (required, or model.depth)",
        "Layer widths n_1 = d, ..., n_{L+1} = k; L = len - 1 layers.", ""},
+      {"model.depth", T::kInt, "0",
+       "Instead of model.widths: the number of layers L >= 1, with d and k from the data and "
+       "every hidden width model.width (0: model.widths gives the layers).",
+       ""},
+      {"model.width", T::kInt, "0", "With model.depth >= 2: the width of every hidden layer.", ""},
       {"init.scheme", T::kString, "\"glorot_normal\"", "Initialiser (`dln list inits`).", ""},
       {"init.seed", T::kInt, "(seed)", "Seed of the initial weights.",
        "init.scheme=glorot_normal|glorot_uniform|he|normal|orthogonal|identity|balanced|saxe"},
@@ -200,12 +205,17 @@ const std::vector<KeySpec>& config_schema() {
       {"record.every", T::kNumber, "1",
        "Record the probes every this many steps (and at the first and last step); for flow, "
        "the time between records (any number > 0); \"log\": at log-spaced steps "
-       "(record.per_decade a decade, and the first and last step).",
+       "(record.per_decade a decade, and the first and last step; for flow, log-spaced times "
+       "from record.log_start).",
        ""},
       {"record.per_decade", T::kInt, "20",
        "With record.every = \"log\": about this many records per decade of steps (at "
        "round(10^(j/N)), deduplicated).",
        ""},
+      {"record.log_start", T::kFloat, "(optimizer.time x 1e-6)",
+       "flow with record.every = \"log\": the first record time after 0; records follow at "
+       "record.per_decade times a decade up to optimizer.time.",
+       "optimizer.kind=flow"},
       {"record.probes", T::kStringArray, "[\"loss\", \"fro\", \"balance\", \"e2e_fro\", \"time\"]",
        "Probes to record (`dln list metrics`).", ""},
       {"record.basu_kappa1", T::kFloat, "1.0",
@@ -242,6 +252,7 @@ namespace {
 // hold, and bounds beyond which a value can only be a mistake.
 constexpr std::size_t kMaxSweepValues = 1000000;  // values of one --sweep a..b range
 constexpr std::int64_t kMaxCount = std::numeric_limits<int>::max();
+constexpr std::int64_t kMaxLayers = 100000;  // layers of one net
 constexpr std::int64_t kMaxSteps = std::int64_t{1} << 60;
 constexpr std::int64_t kMaxDepth = 100000;          // the e2e preconditioner loops over the depth
 constexpr std::int64_t kMaxSlopeWindow = 10000000;  // rows kept by the loglog_slope probe
@@ -543,7 +554,13 @@ ConfigValue parse_default(const KeySpec& spec, std::int64_t seed,
     const auto it = resolved.find("model.widths");
     const auto* widths =
         it == resolved.end() ? nullptr : std::get_if<std::vector<std::int64_t>>(&it->second.value);
-    v.value = static_cast<std::int64_t>(widths && !widths->empty() ? widths->size() - 1 : 1);
+    const auto depth = resolved.find("model.depth");
+    const std::int64_t layers =
+        widths && !widths->empty() ? static_cast<std::int64_t>(widths->size()) - 1
+        : depth != resolved.end() && std::get<std::int64_t>(depth->second.value) > 0
+            ? std::get<std::int64_t>(depth->second.value)
+            : 1;
+    v.value = layers;
     return v;
   }
   if (spec.default_text.starts_with("[] (")) {
@@ -1106,15 +1123,33 @@ RunSpec resolve(const ConfigFile& config,
   d.standardize_targets = boolean("data.standardize_targets");
   d.whiten = boolean("data.whiten");
 
-  // [model]
-  for (auto w : std::get<std::vector<std::int64_t>>(r.at("model.widths").value)) {
-    if (w < 1 || w > kMaxCount)
-      throw fail("model.widths",
-                 fmt::format("every width must be from 1 to {} (got {})", kMaxCount, w));
-    spec.widths.push_back(static_cast<int>(w));
+  // [model]: model.widths, or model.depth and model.width with d and k from the data (0 here,
+  // filled in by prepare()).
+  const auto& given_widths = std::get<std::vector<std::int64_t>>(r.at("model.widths").value);
+  const std::int64_t depth = int_in("model.depth", 0, kMaxLayers);
+  const std::int64_t width = int_in("model.width", 0, kMaxCount);
+  if (depth > 0) {
+    if (!given_widths.empty())
+      throw fail("model.depth", "give model.widths or model.depth (with model.width), not both");
+    if (depth >= 2 && width == 0)
+      throw fail("model.width", "missing: the width of the hidden layers (model.depth >= 2)");
+    spec.widths.assign(static_cast<std::size_t>(depth) + 1, static_cast<int>(width));
+    spec.widths.front() = spec.widths.back() = 0;
+  } else {
+    if (width > 0) throw fail("model.width", "needs model.depth (the number of layers)");
+    if (given_widths.empty())
+      throw fail("model.widths", "missing required key (or model.depth and model.width)");
+    for (auto w : given_widths) {
+      if (w < 1 || w > kMaxCount)
+        throw fail("model.widths",
+                   fmt::format("every width must be from 1 to {} (got {})", kMaxCount, w));
+      spec.widths.push_back(static_cast<int>(w));
+    }
+    if (spec.widths.size() < 2)
+      throw fail("model.widths", "needs at least two entries (input and output width)");
+    if (spec.widths.size() - 1 > static_cast<std::size_t>(kMaxLayers))
+      throw fail("model.widths", fmt::format("more than {} layers", kMaxLayers));
   }
-  if (spec.widths.size() < 2)
-    throw fail("model.widths", "needs at least two entries (input and output width)");
 
   // [init]
   InitSpec& init = spec.init;
@@ -1219,8 +1254,22 @@ RunSpec resolve(const ConfigFile& config,
 
   // [record], [stop]
   const auto& every = r.at("record.every").value;
-  if (flow && std::holds_alternative<std::string>(every)) {
-    throw fail("record.every", "\"log\" is for optimizers that take steps; give flow a time");
+  auto per_decade = [&] {
+    const std::int64_t n = std::get<std::int64_t>(r.at("record.per_decade").value);
+    if (n < 1 || n > 100000) throw fail("record.per_decade", "must be from 1 to 100000");
+    return static_cast<int>(n);
+  };
+  if (flow && std::holds_alternative<std::string>(every)) {  // "log": log-spaced times
+    double start = num("record.log_start");
+    if (std::isnan(start)) start = 1e-6 * o.time;
+    if (!(start > 0) || !(start <= o.time))
+      throw fail("record.log_start", "must be a time > 0 and <= optimizer.time");
+    const int n = per_decade();
+    if (!(std::log10(o.time / start) * n <= kMaxFlowRecords))
+      throw fail("record.per_decade",
+                 fmt::format("makes more than {:.0e} records of optimizer.time", kMaxFlowRecords));
+    spec.train.record_times = log_record_times(o.time, start, n);
+    spec.train.dt = spec.train.record_times[1];
   } else if (flow) {
     spec.train.dt = std::holds_alternative<double>(every)
                         ? std::get<double>(every)
@@ -1235,10 +1284,7 @@ RunSpec resolve(const ConfigFile& config,
     if (std::abs(intervals - std::round(intervals)) > 1e-9 * intervals)
       throw fail("record.every", "must divide optimizer.time into a whole number of intervals");
   } else if (std::holds_alternative<std::string>(every)) {  // "log"
-    const std::int64_t per_decade = std::get<std::int64_t>(r.at("record.per_decade").value);
-    if (per_decade < 1 || per_decade > 100000)
-      throw fail("record.per_decade", "must be from 1 to 100000");
-    spec.train.record_steps = log_record_steps(o.steps, static_cast<int>(per_decade));
+    spec.train.record_steps = log_record_steps(o.steps, per_decade());
   } else {
     if (!std::holds_alternative<std::int64_t>(every))
       throw fail("record.every", "must be a whole number of steps (a time only for flow)");

@@ -335,11 +335,18 @@ PreparedRun prepare(const RunSpec& spec, ProblemCache* cache) {
   run.spec = spec;
   run.problem = cache ? cache->get(spec) : build_problem(spec, load_data(spec));
   const Problem& p = *run.problem;
-  if (spec.widths.front() != p.dim())
+  // model.depth: the outer widths are the data's d and k.
+  if (spec.widths.front() == 0) {
+    run.spec.widths.front() = static_cast<int>(p.dim());
+    run.spec.widths.back() = static_cast<int>(p.targets());
+    at_key(spec, "model.depth",
+           [&] { io::require_memory(net_bytes(run.spec.widths), "a net of these widths", ""); });
+  }
+  if (run.spec.widths.front() != p.dim())
     throw spec.error_at("model.widths",
                         fmt::format("first width {} differs from the data dimension d = {}",
                                     spec.widths.front(), p.dim()));
-  if (spec.widths.back() != p.targets())
+  if (run.spec.widths.back() != p.targets())
     throw spec.error_at("model.widths",
                         fmt::format("last width {} differs from the target dimension k = {}",
                                     spec.widths.back(), p.targets()));
@@ -350,7 +357,7 @@ PreparedRun prepare(const RunSpec& spec, ProblemCache* cache) {
   if (auto why = schedule_unavailable(spec.train.optimizer.schedule, p); !why.empty())
     throw spec.error_at("optimizer.schedule", why);
   if (spec.train.optimizer.kind == "agd")
-    if (auto why = agd_unavailable(spec.widths, p); !why.empty())
+    if (auto why = agd_unavailable(run.spec.widths, p); !why.empty())
       throw spec.error_at("optimizer.kind", why);
   for (const auto& name : spec.train.probes)
     if (auto why = probe_unavailable(name, p, spec.train.optimizer.kind,
@@ -358,10 +365,10 @@ PreparedRun prepare(const RunSpec& spec, ProblemCache* cache) {
         !why.empty())
       throw spec.error_at("record.probes", why);
   run.net = at_key(spec, spec.init.scheme == "npy" ? "init.paths" : "init.scheme",
-                   [&] { return initialize(spec.widths, spec.init, &p.sigma_yx()); });
+                   [&] { return initialize(run.spec.widths, spec.init, &p.sigma_yx()); });
   if (trains_end_to_end(spec.train.optimizer)) {
     // The end-to-end update trains W_e alone, from the same initial W_e as the deep net.
-    LinearNet collapsed({spec.widths.front(), spec.widths.back()});
+    LinearNet collapsed({run.spec.widths.front(), run.spec.widths.back()});
     collapsed.layers[0] = run.net.end_to_end();
     run.net = std::move(collapsed);
   }
@@ -382,6 +389,7 @@ std::string summary_json(const PreparedRun& run, const RunResult& result) {
   summary["t"] = result.time;
   if (result.evaluations > 0) summary["evaluations"] = result.evaluations;
   summary["seed"] = run.spec.seed;
+  summary["widths"] = run.spec.widths;
   summary["sigma_yx_fro"] = run.problem->sigma_yx().norm();
   summary["dln_version"] = kVersion;
   summary["initial_loss"] = json_number(result.initial_loss);

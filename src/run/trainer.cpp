@@ -69,7 +69,12 @@ struct Training::State {
       result.status = RunStatus::kConverged;
     return result.status != RunStatus::kCompleted;
   }
-  double next_lr() { return continuous ? spec.dt : schedule->next(result.steps, cache); }
+  double next_lr() {
+    if (!continuous) return schedule->next(result.steps, cache);
+    const auto& at = spec.record_times;
+    const auto k = static_cast<std::size_t>(result.steps);
+    return at.empty() ? spec.dt : k + 1 < at.size() ? at[k + 1] - at[k] : 0.0;
+  }
 };
 
 Training::Training(const Problem& problem, LinearNet& net, const TrainSpec& spec,
@@ -91,7 +96,9 @@ Training::Training(const Problem& problem, LinearNet& net, const TrainSpec& spec
   s.start = Clock::now();
   // A continuous-time optimiser steps from one record time to the next.
   s.continuous = s.optimizer->continuous();
-  s.steps = s.continuous ? std::lround(spec.optimizer.time / spec.dt) : spec.optimizer.steps;
+  s.steps = !s.continuous                ? spec.optimizer.steps
+            : !spec.record_times.empty() ? static_cast<long>(spec.record_times.size()) - 1
+                                         : std::lround(spec.optimizer.time / spec.dt);
   s.every = s.continuous ? 1 : spec.every;
   s.schedule = std::make_unique<Schedule>(spec.optimizer.schedule, spec.optimizer.lr);
   s.schedule->reset(s.cache);
@@ -118,7 +125,9 @@ long Training::advance(long n) {
     // Flow time as k dt; otherwise the sum of the rates, compensated (Kahan) so that a
     // constant rate gives t = eta * step to the last bit or so.
     if (s.continuous) {
-      s.info.t = static_cast<double>(s.result.steps) * s.spec.dt;
+      const auto& at = s.spec.record_times;
+      s.info.t = at.empty() ? static_cast<double>(s.result.steps) * s.spec.dt
+                            : at[static_cast<std::size_t>(s.result.steps)];
     } else {
       const double y = s.info.lr - s.t_carry;
       const double sum = s.info.t + y;
@@ -128,7 +137,9 @@ long Training::advance(long n) {
     s.info.lr = s.next_lr();
     const bool stop = s.check_stop(s.cache.loss());
     bool due = s.result.steps == s.steps;
-    if (s.spec.record_steps.empty()) {
+    if (s.continuous) {
+      due = true;  // a continuous-time step goes from one record time to the next
+    } else if (s.spec.record_steps.empty()) {
       due = due || s.result.steps % s.every == 0;
     } else {
       const auto& at = s.spec.record_steps;
@@ -169,6 +180,7 @@ long Training::total_steps() const {
 
 long expected_records(const TrainSpec& spec) {
   if (!spec.record_steps.empty()) return static_cast<long>(spec.record_steps.size()) + 1;
+  if (!spec.record_times.empty()) return static_cast<long>(spec.record_times.size());
   if (make_optimizer(spec.optimizer)->continuous())
     return static_cast<long>(std::min(spec.optimizer.time / spec.dt, 1e9)) + 2;
   return spec.optimizer.steps / std::max(spec.every, 1L) + 2;
@@ -184,6 +196,17 @@ std::vector<long> log_record_steps(long steps, int per_decade) {
     if (k > out.back() && k < steps) out.push_back(k);
   }
   if (steps > out.back()) out.push_back(steps);
+  return out;
+}
+
+std::vector<double> log_record_times(double end, double start, int per_decade) {
+  std::vector<double> out = {0.0};
+  for (long j = 0;; ++j) {
+    const double t = start * std::pow(10.0, static_cast<double>(j) / per_decade);
+    if (!(t < end)) break;
+    if (t > out.back()) out.push_back(t);
+  }
+  if (end > out.back()) out.push_back(end);
   return out;
 }
 

@@ -275,7 +275,7 @@ name = "fast"
 
 
 class LogSpacedRecords(unittest.TestCase):
-    def test_log_records_every_probe_on_the_grid_and_refuses_flow(self):
+    def test_log_records_every_probe_on_the_grid(self):
         with TempDir() as tmp:
             cfg = write_config(tmp / "l.toml", SYNTHETIC.format(name="l").replace(
                 "steps = 40\n[record]\nevery = 10", "steps = 40\n[record]\nevery = \"log\"\n"
@@ -286,10 +286,42 @@ class LogSpacedRecords(unittest.TestCase):
             # round(10^(j/4)) below 40: 2, 3, 6, 10, 18, 32; then the last step.
             self.assertEqual(list(rows[:, 0].astype(int)), [0, 1, 2, 3, 6, 10, 18, 32, 40])
             self.assertFalse(np.isnan(rows).any())
-            flow = run_dln("run", cfg, "--out", tmp / "f", "--set", "optimizer.kind=flow")
-            self.assertEqual(flow.returncode, 2)
-            self.assertIn("record.every", flow.stderr)
-            self.assertFalse((tmp / "f").exists())
+            # Arms share the grid: every arm records at the same steps.
+            arms = cfg.read_text() + ('[[arms]]\nname = "a"\n[[arms]]\nname = "b"\n'
+                                      '"optimizer.kind" = "momentum"\n')
+            out = run_dln("run", write_config(tmp / "arms.toml", arms), "--out", tmp / "arms")
+            self.assertEqual(out.returncode, 0, out.stderr)
+            for arm in ("a", "b"):
+                _, arm_rows = read_metrics(tmp / "arms" / arm)
+                self.assertEqual(list(arm_rows[:, 0].astype(int)), [0, 1, 2, 3, 6, 10, 18, 32, 40])
+
+    def test_flow_records_at_log_spaced_times(self):
+        with TempDir() as tmp:
+            flow = SYNTHETIC.format(name="f").replace(
+                "lr = 0.001\nsteps = 40\n[record]\nevery = 10",
+                'kind = "flow"\ntime = 4.0\n[record]\nevery = "log"\nper_decade = 5\n'
+                'log_start = 0.001\nprobes = ["loss", "t"]')
+            out = run_dln("run", write_config(tmp / "f.toml", flow), "--out", tmp / "f")
+            self.assertEqual(out.returncode, 0, out.stderr)
+            header, rows = read_metrics(tmp / "f")
+            t = rows[:, header.index("t")]
+            # 0, then 0.001 * 10^(j/5) below 4, then 4 (computed here independently).
+            expect = [0.0] + [0.001 * 10 ** (j / 5) for j in range(20) if 0.001 * 10 ** (j / 5) < 4]
+            np.testing.assert_allclose(t, expect + [4.0], rtol=1e-15)
+            # The flow reaches the same state as one recorded at even times (both integrate
+            # to tolerance 1e-10; the loss at T agrees to well within 1e-7 relative).
+            even = flow.replace('every = "log"\nper_decade = 5\nlog_start = 0.001', "every = 0.5")
+            out = run_dln("run", write_config(tmp / "g.toml", even), "--out", tmp / "g")
+            self.assertEqual(out.returncode, 0, out.stderr)
+            h2, rows2 = read_metrics(tmp / "g")
+            self.assertEqual(rows2[-1, h2.index("t")], 4.0)
+            loss_log, loss_even = rows[-1, header.index("loss")], rows2[-1, h2.index("loss")]
+            self.assertLess(abs(loss_log - loss_even), 1e-7 * loss_even)
+            for bad in ("record.log_start=0", "record.log_start=5.0", "record.per_decade=0"):
+                out = run_dln("run", tmp / "f.toml", "--out", tmp / "x", "--set", bad)
+                self.assertEqual(out.returncode, 2, bad)
+                self.assertIn(bad.split("=")[0], out.stderr)
+                self.assertFalse((tmp / "x").exists())
 
 
 class Commands(unittest.TestCase):

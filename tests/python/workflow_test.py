@@ -227,6 +227,55 @@ steps = 5
             self.assertIn("data.path", out.stderr)
 
 
+class DepthAndWidth(unittest.TestCase):
+    SUGAR = SYNTHETIC.format(name="dw").replace("widths = [10, 6, 3]", "depth = 3\nwidth = 6")
+
+    def test_depth_and_width_build_the_widths_from_the_data(self):
+        with TempDir() as tmp:
+            a = run_dln("run", write_config(tmp / "a.toml", self.SUGAR), "--out", tmp / "a")
+            self.assertEqual(a.returncode, 0, a.stderr)
+            b = run_dln("run", write_config(tmp / "b.toml", SYNTHETIC.format(name="dw")),
+                        "--out", tmp / "b", "--set", "model.widths=[10, 6, 6, 3]")
+            self.assertEqual(b.returncode, 0, b.stderr)
+            for x, y in zip(weights(tmp / "a"), weights(tmp / "b")):
+                np.testing.assert_array_equal(x, y)
+            self.assertEqual(len(weights(tmp / "a")), 3)
+            summary = json.loads((tmp / "a" / "summary.json").read_text())
+            self.assertEqual(summary["widths"], [10, 6, 6, 3])
+
+    def test_depth_and_width_are_separate_sweep_axes(self):
+        with TempDir() as tmp:
+            cfg = write_config(tmp / "a.toml", self.SUGAR)
+            out = run_dln("sweep", cfg, "--out", tmp / "s", "--sweep", "model.depth=1..3",
+                          "--sweep", "model.width=2,5")
+            self.assertEqual(out.returncode, 0, out.stderr)
+            rows = table(tmp / "s" / "runs.csv")
+            self.assertEqual([(r["model.depth"], r["model.width"], r["depth"]) for r in rows],
+                             [("1", "2", "1"), ("1", "5", "1"), ("2", "2", "2"), ("2", "5", "2"),
+                              ("3", "2", "3"), ("3", "5", "3")])
+            for r in rows:
+                w = weights(tmp / "s" / r["run"])
+                self.assertEqual(w[0].shape[1], 10)
+                self.assertEqual(w[-1].shape[0], 3)
+                for layer in w[:-1]:
+                    self.assertEqual(layer.shape[0], int(r["model.width"]))
+
+    def test_depth_with_explicit_widths_or_without_a_width_is_refused(self):
+        with TempDir() as tmp:
+            cfg = write_config(tmp / "a.toml", self.SUGAR)
+            for override, key in (("model.widths=[10, 3]", "model.depth"),
+                                  ("model.width=0", "model.width"),
+                                  ("model.depth=-1", "model.depth")):
+                out = run_dln("run", cfg, "--out", tmp / "o", "--set", override)
+                self.assertEqual(out.returncode, 2, override)
+                self.assertIn(key, out.stderr)
+                self.assertFalse((tmp / "o").exists())
+            plain = write_config(tmp / "b.toml", SYNTHETIC.format(name="dw"))
+            out = run_dln("run", plain, "--out", tmp / "o", "--set", "model.width=4")
+            self.assertEqual(out.returncode, 2)
+            self.assertIn("model.width", out.stderr)
+
+
 class SteinitzGas(unittest.TestCase):
     def test_steinitz_on_his_own_data(self):
         with TempDir() as tmp:

@@ -63,7 +63,8 @@ TEST(Config, UnknownKeyNamesTheNearestValidKeyAndTheLine) {
     EXPECT_NE(std::string(e.what()).find("did you mean 'optimizer.lr'"), std::string::npos);
   }
   EXPECT_EQ(nearest_key("optimiser.kind"), "optimizer.kind");
-  EXPECT_EQ(nearest_key("model.width"), "model.widths");
+  EXPECT_EQ(nearest_key("model.dept"), "model.depth");
+  EXPECT_EQ(nearest_key("model.widthss"), "model.widths");
   fs::remove(path);
 }
 

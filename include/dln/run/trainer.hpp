@@ -25,9 +25,10 @@ struct StopSpec {
 
 struct TrainSpec {
   OptimizerSpec optimizer;
-  long every = 1;                  // record every this many steps (and the last step)
-  std::vector<long> record_steps;  // if not empty: record at exactly these steps (increasing)
-  double dt = 0.0;                 // continuous-time optimisers: the time between records
+  long every = 1;                    // record every this many steps (and the last step)
+  std::vector<long> record_steps;    // if not empty: record at exactly these steps (increasing)
+  double dt = 0.0;                   // continuous-time optimisers: the time between records
+  std::vector<double> record_times;  // if not empty (continuous time): 0, then these times
   std::vector<std::string> probes;
   ProbeOptions probe_options;
   StopSpec stop;
@@ -109,6 +110,10 @@ long expected_records(const TrainSpec& spec);
 // Log-spaced record steps for a run of `steps` steps: 0, 1, the last, and round(10^(j / N)) for
 // every j with N = per_decade, deduplicated and increasing.
 std::vector<long> log_record_steps(long steps, int per_decade);
+
+// Log-spaced record times of a flow to time `end`: 0, start * 10^(j / N) below `end` for j = 0,
+// 1, ... with N = per_decade, and `end`, strictly increasing.
+std::vector<double> log_record_times(double end, double start, int per_decade);
 
 // Trains `net` in place. The recorder may be null.
 RunResult train(const Problem& problem, LinearNet& net, const TrainSpec& spec, Recorder* recorder);
