@@ -23,6 +23,7 @@
 #include "dln/probe/probe.hpp"
 #include "dln/run/config.hpp"
 #include "dln/run/experiment.hpp"
+#include "dln/run/progress.hpp"
 #include "dln/run/reproduce.hpp"
 #include "dln/run/verify.hpp"
 #include "dln/version.hpp"
@@ -229,6 +230,13 @@ int main(int argc, char** argv) {
   std::vector<std::string> overrides;
   bool force = false;
   int jobs = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  bool progress_lines = false, quiet = false;
+  auto progress_flags = [&](CLI::App* cmd) {
+    auto* lines = cmd->add_flag("--progress", progress_lines,
+                                "Progress as plain lines now and then (for logs and batch jobs)");
+    cmd->add_flag("--quiet", quiet, "No progress line and no notices on stderr (errors only)")
+        ->excludes(lines);
+  };
 
   auto* run = app.add_subcommand("run", "Run one experiment into a run directory");
   run->add_option("config", config_path, "Experiment config (TOML)")->required();
@@ -237,6 +245,7 @@ int main(int argc, char** argv) {
   run->add_flag("--force", force, "Overwrite an existing run directory");
   run->add_option("--jobs", jobs, "Threads: arms in parallel, or one run's passes over large data")
       ->check(kThreadCount);
+  progress_flags(run);
 
   auto* sweep = app.add_subcommand("sweep", "Run the cartesian product of a config's [sweep]");
   sweep->add_option("config", config_path, "Experiment config (TOML); axes from [sweep] or --sweep")
@@ -248,6 +257,7 @@ int main(int argc, char** argv) {
                     "A sweep axis: key=v1,v2,... or key=a..b (repeatable; replaces the file's)");
   sweep->add_option("--jobs", jobs, "Runs in parallel (threads)")->check(kThreadCount);
   sweep->add_flag("--force", force, "Overwrite an existing sweep directory");
+  progress_flags(sweep);
 
   PlotOptions plot_options;
   auto* plot_cmd = app.add_subcommand("plot", "Draw the figures of a run or sweep directory");
@@ -281,6 +291,7 @@ int main(int argc, char** argv) {
   repro_cmd->add_flag("--list", repro_list, "List the reproductions, one line each");
   repro_cmd->add_option("--out", out_dir, "Output directory (default runs/<name>)");
   repro_cmd->add_flag("--force", force, "Replace an existing output directory");
+  progress_flags(repro_cmd);
 
   std::string what;
   auto* list_cmd = app.add_subcommand("list", "List what exists, one line each");
@@ -300,6 +311,12 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  // Progress on stderr: a line rewritten in place when stderr is a terminal, plain lines with
+  // --progress, nothing with --quiet (or when stderr is a file or a pipe).
+  dln::set_progress_mode(quiet            ? dln::ProgressMode::kQuiet
+                         : progress_lines ? dln::ProgressMode::kLines
+                         : ::isatty(2)    ? dln::ProgressMode::kTerminal
+                                          : dln::ProgressMode::kOff);
   try {
     if (version) {
       fmt::print("dln {}\n", dln::kVersion);

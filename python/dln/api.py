@@ -123,7 +123,8 @@ def _config(config, overrides=None, kwargs=None, axes=None):
 class Run:
     """One run: ``metrics`` (DataFrame, a row per record), ``summary`` (dict), ``config`` (the
     resolved config, dict), ``weights`` (list of arrays (out, in): W_1 first) and ``path`` (its
-    directory, or None for a run kept in memory)."""
+    directory, or None for a run kept in memory). With record.weights_every, ``snapshots``
+    ({step: layers}), ``snapshot(step)`` and ``snapshot_steps`` read the layers over time."""
 
     def __init__(self, metrics, summary, config, weights, path=None):
         self.metrics = metrics
@@ -131,6 +132,29 @@ class Run:
         self.config = config
         self.weights = weights
         self.path = path
+
+    @property
+    def snapshot_steps(self):
+        """The steps of the run's weight snapshots (record.weights_every), in order."""
+        folder = os.path.join(self.path, "snapshots") if self.path else None
+        if not folder or not os.path.isdir(folder):
+            return []
+        return sorted(int(f[5:-4]) for f in os.listdir(folder)
+                      if f.startswith("step_") and f.endswith(".npz"))
+
+    def snapshot(self, step):
+        """The layers at `step` (a snapshot step), as a list of arrays (out, in): W_1 first."""
+        path = os.path.join(self.path or "", "snapshots",
+                            f"step_{step:0{len(str(self.config['optimizer']['steps']))}d}.npz")
+        if not self.path or not os.path.isfile(path):
+            raise KeyError(f"no snapshot at step {step} (snapshots: {self.snapshot_steps})")
+        with np.load(path) as z:
+            return [z[f"W{i}"] for i in range(1, len(z.files) + 1)]
+
+    @property
+    def snapshots(self):
+        """Every snapshot as {step: [W_1, ..., W_L]} (read from the run directory on use)."""
+        return {k: self.snapshot(k) for k in self.snapshot_steps}
 
     @property
     def name(self):

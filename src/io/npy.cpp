@@ -239,7 +239,7 @@ Eigen::MatrixXd read_npy_samples(const std::string& path, std::vector<std::size_
   return m;
 }
 
-void write_npy(const std::string& path, const Eigen::MatrixXd& m, Durability durability) {
+std::string npy_bytes(const Eigen::MatrixXd& m) {
   std::string header = "{'descr': '<f8', 'fortran_order': False, 'shape': (" +
                        std::to_string(m.rows()) + ", " + std::to_string(m.cols()) + "), }";
   // Pad with spaces so that magic + version + length + header + '\n' is a multiple of 64.
@@ -254,7 +254,11 @@ void write_npy(const std::string& path, const Eigen::MatrixXd& m, Durability dur
   const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> row_major = m;
   bytes.append(reinterpret_cast<const char*>(row_major.data()),
                sizeof(double) * static_cast<std::size_t>(m.size()));
-  write_file_atomic(path, bytes, durability);
+  return bytes;
+}
+
+void write_npy(const std::string& path, const Eigen::MatrixXd& m, Durability durability) {
+  write_file_atomic(path, npy_bytes(m), durability);
 }
 
 }  // namespace dln::io

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <stdexcept>
 
 #include "dln/error.hpp"
 
@@ -143,6 +144,80 @@ std::map<std::string, NpyArray> read_npz(const std::string& path) {
     members[key] = parse_npy(content, path + ":" + member);
   }
   return members;
+}
+
+namespace {
+
+void put16(std::string& out, std::uint32_t v) {
+  out.push_back(static_cast<char>(v & 0xFF));
+  out.push_back(static_cast<char>((v >> 8) & 0xFF));
+}
+
+void put32(std::string& out, std::uint32_t v) {
+  put16(out, v & 0xFFFF);
+  put16(out, v >> 16);
+}
+
+}  // namespace
+
+void write_npz(const std::string& path, const std::map<std::string, Eigen::MatrixXd>& members,
+               Durability durability) {
+  // A plain (not zip64) archive of stored members: local header, data, ...; central directory;
+  // end record. Times are 1980-01-01 00:00, so the bytes depend on the contents alone.
+  constexpr std::uint32_t kDate = (0 << 9) | (1 << 5) | 1;
+  std::string out, directory;
+  if (members.size() > 0xFFFF) throw std::runtime_error(path + ": too many members for a zip");
+  for (const auto& [key, m] : members) {
+    const std::string name = key + ".npy", data = npy_bytes(m);
+    if (out.size() + data.size() + 2 * name.size() + 256 > 0xFFFFFFFFull)
+      throw std::runtime_error(path + ": more than 4 GiB, beyond a plain zip");
+    const auto crc = static_cast<std::uint32_t>(
+        crc32(0L, reinterpret_cast<const Bytef*>(data.data()), static_cast<uInt>(data.size())));
+    const auto offset = static_cast<std::uint32_t>(out.size());
+    const auto size = static_cast<std::uint32_t>(data.size());
+    put32(out, 0x04034b50);
+    put16(out, 20);
+    put16(out, 0);
+    put16(out, 0);
+    put16(out, 0);
+    put16(out, kDate);
+    put32(out, crc);
+    put32(out, size);
+    put32(out, size);
+    put16(out, static_cast<std::uint32_t>(name.size()));
+    put16(out, 0);
+    out += name;
+    out += data;
+    put32(directory, 0x02014b50);
+    put16(directory, 20);
+    put16(directory, 20);
+    put16(directory, 0);
+    put16(directory, 0);
+    put16(directory, 0);
+    put16(directory, kDate);
+    put32(directory, crc);
+    put32(directory, size);
+    put32(directory, size);
+    put16(directory, static_cast<std::uint32_t>(name.size()));
+    put16(directory, 0);
+    put16(directory, 0);
+    put16(directory, 0);
+    put16(directory, 0);
+    put32(directory, 0);
+    put32(directory, offset);
+    directory += name;
+  }
+  const auto directory_offset = static_cast<std::uint32_t>(out.size());
+  out += directory;
+  put32(out, 0x06054b50);
+  put16(out, 0);
+  put16(out, 0);
+  put16(out, static_cast<std::uint32_t>(members.size()));
+  put16(out, static_cast<std::uint32_t>(members.size()));
+  put32(out, static_cast<std::uint32_t>(directory.size()));
+  put32(out, directory_offset);
+  put16(out, 0);
+  write_file_atomic(path, out, durability);
 }
 
 }  // namespace dln::io

@@ -14,6 +14,12 @@ class Adagrad final : public Optimizer {
  public:
   explicit Adagrad(double eps) : eps_(eps) {}
   void reset(const LinearNet& net, const Problem&) override { zeros_like(net, sum_); }
+  void save(StateMap& state, const std::string& prefix) const override {
+    save_list(state, prefix + "sum", sum_);
+  }
+  void load(const StateMap& state, const std::string& prefix) override {
+    load_list(state, prefix + "sum", sum_);
+  }
   void step(StepCache& cache, LinearNet& net, double lr) override {
     const auto& g = cache.layer_gradients();
     for (int l = 0; l < net.depth(); ++l) {
@@ -35,6 +41,16 @@ class Adam final : public Optimizer {
     zeros_like(net, m_);
     zeros_like(net, v_);
     t_ = 0;
+  }
+  void save(StateMap& state, const std::string& prefix) const override {
+    save_list(state, prefix + "m", m_);
+    save_list(state, prefix + "v", v_);
+    put_scalar(state, prefix + "t", static_cast<double>(t_));
+  }
+  void load(const StateMap& state, const std::string& prefix) override {
+    load_list(state, prefix + "m", m_);
+    load_list(state, prefix + "v", v_);
+    t_ = static_cast<long>(state_scalar(state, prefix + "t"));
   }
   void step(StepCache& cache, LinearNet& net, double lr) override {
     const auto& g = cache.layer_gradients();

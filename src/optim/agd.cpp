@@ -106,4 +106,18 @@ void AlignedGd::step(StepCache& cache, LinearNet& net, double lr) {
   }
 }
 
+void AlignedGd::save(StateMap& state, const std::string& prefix) const {
+  state[prefix + "z"] = z_;
+  state[prefix + "grad"] = grad_;
+  state[prefix + "resid"] = resid_;
+  put_scalar(state, prefix + "carried", carried_ ? 1.0 : 0.0);
+}
+
+void AlignedGd::load(const StateMap& state, const std::string& prefix) {
+  z_ = state_entry(state, prefix + "z", 1, z_.size());
+  grad_ = state_entry(state, prefix + "grad", 1, grad_.size());
+  resid_ = state_entry(state, prefix + "resid", resid_.rows(), resid_.cols());
+  carried_ = state_scalar(state, prefix + "carried") != 0.0;
+}
+
 }  // namespace dln

@@ -44,6 +44,12 @@ class Momentum final : public Optimizer {
     velocity_.clear();
     for (const auto& W : net.layers) velocity_.push_back(Eigen::MatrixXd::Zero(W.rows(), W.cols()));
   }
+  void save(StateMap& state, const std::string& prefix) const override {
+    save_list(state, prefix + "velocity", velocity_);
+  }
+  void load(const StateMap& state, const std::string& prefix) override {
+    load_list(state, prefix + "velocity", velocity_);
+  }
   void step(StepCache& cache, LinearNet& net, double lr) override {
     const auto& g = cache.layer_gradients();
     for (int l = 0; l < net.depth(); ++l) {
@@ -114,6 +120,18 @@ class Flow final : public Optimizer {
     evaluations_ = 0;
     h_ = 0.0;
   }
+  // The solver's step size and work; its first-same-as-last derivative is not kept: the first
+  // step after load() evaluates it again at the same state (the same numbers), uncounted.
+  void save(StateMap& state, const std::string& prefix) const override {
+    put_scalar(state, prefix + "h", h_);
+    put_scalar(state, prefix + "evaluations", static_cast<double>(evaluations_));
+  }
+  void load(const StateMap& state, const std::string& prefix) override {
+    h_ = state_scalar(state, prefix + "h");
+    evaluations_ = static_cast<long>(state_scalar(state, prefix + "evaluations"));
+    stepper_.reset();
+    uncounted_ = 1;
+  }
 
   void step(StepCache& cache, LinearNet& net, double dt) override {
     namespace odeint = boost::numeric::odeint;
@@ -121,7 +139,10 @@ class Flow final : public Optimizer {
     auto rhs = [&](const State& x, State& dxdt, double /*t*/) {
       unpack(x, net);
       cache.invalidate();
-      ++evaluations_;
+      if (uncounted_ > 0)
+        --uncounted_;
+      else
+        ++evaluations_;
       std::size_t offset = 0;
       if (e2e_) {
         precond_.apply(net.layers[0], cache.e2e_gradient(), update_);
@@ -188,6 +209,7 @@ class Flow final : public Optimizer {
   State state_, before_;
   double h_ = 0.0;
   long evaluations_ = 0;
+  int uncounted_ = 0;  // evaluations after load() that the uninterrupted run did not make
   EndToEndPreconditioner precond_;
   Eigen::MatrixXd update_;
 };

@@ -57,4 +57,14 @@ double Schedule::next(long /*t*/, StepCache& cache) {
   return std::min(1.0 / beta_r, base_);
 }
 
+void Schedule::save(StateMap& state, const std::string& prefix) const {
+  put_scalar(state, prefix + "radius", radius_);
+  put_scalar(state, prefix + "factor", factor_);
+}
+
+void Schedule::load(const StateMap& state, const std::string& prefix) {
+  radius_ = state_scalar(state, prefix + "radius");
+  factor_ = state_scalar(state, prefix + "factor");
+}
+
 }  // namespace dln

@@ -270,4 +270,14 @@ void ProbeSet::measure(const StepInfo& info, StepCache& cache, std::span<double>
   }
 }
 
+void ProbeSet::save(StateMap& state) const {
+  for (std::size_t i = 0; i < probes_.size(); ++i)
+    probes_[i]->save(state, "probe." + std::to_string(i + 1) + ".");
+}
+
+void ProbeSet::load(const StateMap& state) {
+  for (std::size_t i = 0; i < probes_.size(); ++i)
+    probes_[i]->load(state, "probe." + std::to_string(i + 1) + ".");
+}
+
 }  // namespace dln

@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <limits>
+#include <stdexcept>
 #include <vector>
 
 namespace dln {
@@ -35,6 +36,23 @@ class Slope {
     return sxx > 0 ? sxy / sxx : std::numeric_limits<double>::quiet_NaN();
   }
   void reset() { count_ = next_ = 0; }
+  // The window as one row: x values, y values, count, next.
+  void save(StateMap& state, const std::string& key) const {
+    const auto n = static_cast<Eigen::Index>(x_.size());
+    Eigen::MatrixXd m(1, 2 * n + 2);
+    for (Eigen::Index i = 0; i < n; ++i) m(0, i) = x_[i], m(0, n + i) = y_[i];
+    m(0, 2 * n) = static_cast<double>(count_);
+    m(0, 2 * n + 1) = static_cast<double>(next_);
+    state[key] = m;
+  }
+  void load(const StateMap& state, const std::string& key) {
+    const auto n = static_cast<Eigen::Index>(x_.size());
+    const auto& m = state_entry(state, key, 1, 2 * n + 2);
+    for (Eigen::Index i = 0; i < n; ++i) x_[i] = m(0, i), y_[i] = m(0, n + i);
+    count_ = static_cast<std::size_t>(m(0, 2 * n));
+    next_ = static_cast<std::size_t>(m(0, 2 * n + 1));
+    if (count_ > x_.size() || next_ >= x_.size()) throw std::runtime_error("bad slope window");
+  }
 
  private:
   std::vector<double> x_, y_;
@@ -82,6 +100,14 @@ class LogLogSlope final : public Probe {
     }
     out[0] = loss_.slope();
     out[1] = error_.slope();
+  }
+  void save(StateMap& state, const std::string& prefix) const override {
+    loss_.save(state, prefix + "loss");
+    error_.save(state, prefix + "error");
+  }
+  void load(const StateMap& state, const std::string& prefix) override {
+    loss_.load(state, prefix + "loss");
+    error_.load(state, prefix + "error");
   }
 
  private:

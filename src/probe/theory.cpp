@@ -209,6 +209,19 @@ class ModeTheory final : public Probe {
     }
     t_ = info.t;
   }
+  void save(StateMap& state, const std::string& prefix) const override {
+    Eigen::MatrixXd m(2, modes_);
+    for (int i = 0; i < modes_; ++i) m(0, i) = u0_[i], m(1, i) = u_[i];
+    state[prefix + "u"] = m;
+    put_scalar(state, prefix + "t", t_);
+    put_scalar(state, prefix + "initialised", initialised_ ? 1.0 : 0.0);
+  }
+  void load(const StateMap& state, const std::string& prefix) override {
+    const auto& m = state_entry(state, prefix + "u", 2, modes_);
+    for (int i = 0; i < modes_; ++i) u0_[i] = m(0, i), u_[i] = m(1, i);
+    t_ = state_scalar(state, prefix + "t");
+    initialised_ = state_scalar(state, prefix + "initialised") != 0.0;
+  }
 
  private:
   int modes_ = 0, depth_ = 1;
@@ -273,6 +286,14 @@ class BasuBound final : public Probe {
         u_[0], t_, info.t);
     t_ = info.t;
     out[0] = u_[0];
+  }
+  void save(StateMap& state, const std::string& prefix) const override {
+    put_scalar(state, prefix + "u", u_[0]);
+    put_scalar(state, prefix + "t", t_);
+  }
+  void load(const StateMap& state, const std::string& prefix) override {
+    u_[0] = state_scalar(state, prefix + "u");
+    t_ = state_scalar(state, prefix + "t");
   }
 
  private:

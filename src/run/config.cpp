@@ -212,6 +212,16 @@ const std::vector<KeySpec>& config_schema() {
        "With record.every = \"log\": about this many records per decade of steps (at "
        "round(10^(j/N)), deduplicated).",
        ""},
+      {"record.weights_every", T::kNumber, "0",
+       "Snapshots: write the layers every this many steps (and at the first and last step) "
+       "into snapshots/step_STEP.npz, one file a snapshot (members W1 ... WL); \"log\": at the "
+       "steps record.every = \"log\" would record; 0: none.",
+       "optimizer.kind!=flow"},
+      {"record.checkpoint_every", T::kNumber, "\"auto\"",
+       "Keep the full training state in the unfinished run directory (DIR.partial/"
+       "checkpoint.npz) every this many steps (flow: record intervals), so that the same "
+       "command resumes a killed run; \"auto\": about once a minute of wall time; 0: never.",
+       ""},
       {"record.log_start", T::kFloat, "(optimizer.time x 1e-6)",
        "flow with record.every = \"log\": the first record time after 0; records follow at "
        "record.per_decade times a decade up to optimizer.time.",
@@ -252,7 +262,8 @@ namespace {
 // hold, and bounds beyond which a value can only be a mistake.
 constexpr std::size_t kMaxSweepValues = 1000000;  // values of one --sweep a..b range
 constexpr std::int64_t kMaxCount = std::numeric_limits<int>::max();
-constexpr std::int64_t kMaxLayers = 100000;  // layers of one net
+constexpr std::int64_t kMaxLayers = 100000;    // layers of one net
+constexpr std::size_t kMaxSnapshots = 100000;  // snapshot files of one run
 constexpr std::int64_t kMaxSteps = std::int64_t{1} << 60;
 constexpr std::int64_t kMaxDepth = 100000;          // the e2e preconditioner loops over the depth
 constexpr std::int64_t kMaxSlopeWindow = 10000000;  // rows kept by the loglog_slope probe
@@ -514,9 +525,11 @@ ConfigValue coerce(const std::string& key, const ConfigValue& v) {
         throw wrong();
       break;
     case KeyType::kNumber:
-      // record.every also takes "log" (log-spaced records).
-      if (key == "record.every" && std::holds_alternative<std::string>(v.value) &&
-          std::get<std::string>(v.value) == "log")
+      // record.every and record.weights_every also take "log" (log-spaced steps),
+      // record.checkpoint_every "auto" (by wall time).
+      if (const auto* word = std::get_if<std::string>(&v.value);
+          word && (((key == "record.every" || key == "record.weights_every") && *word == "log") ||
+                   (key == "record.checkpoint_every" && *word == "auto")))
         break;
       if (!std::holds_alternative<std::int64_t>(v.value) &&
           !std::holds_alternative<double>(v.value))
@@ -1291,6 +1304,40 @@ RunSpec resolve(const ConfigFile& config,
     spec.train.every = std::get<std::int64_t>(every);
     if (spec.train.every < 1 || spec.train.every > kMaxSteps)
       throw fail("record.every", fmt::format("must be from 1 to {} steps", kMaxSteps));
+  }
+  if (!flow) {
+    const auto& weights = r.at("record.weights_every").value;
+    if (std::holds_alternative<std::string>(weights)) {
+      spec.snapshot_steps = log_record_steps(o.steps, per_decade());
+    } else {
+      if (!std::holds_alternative<std::int64_t>(weights))
+        throw fail("record.weights_every", "must be a whole number of steps or \"log\"");
+      const std::int64_t every_w = std::get<std::int64_t>(weights);
+      if (every_w < 0 || every_w > kMaxSteps)
+        throw fail("record.weights_every", fmt::format("must be from 0 to {} steps", kMaxSteps));
+      if (every_w > 0) {
+        if (static_cast<std::size_t>(o.steps / every_w) > kMaxSnapshots)
+          throw fail("record.weights_every",
+                     fmt::format("makes more than {} snapshots; take fewer", kMaxSnapshots));
+        for (long k = 0; k < o.steps; k += every_w) spec.snapshot_steps.push_back(k);
+        spec.snapshot_steps.push_back(o.steps);
+      }
+    }
+    if (spec.snapshot_steps.size() > kMaxSnapshots)
+      throw fail("record.weights_every",
+                 fmt::format("makes more than {} snapshots; take fewer", kMaxSnapshots));
+  }
+  {
+    const auto& checkpoint = r.at("record.checkpoint_every").value;
+    if (std::holds_alternative<std::string>(checkpoint)) {
+      spec.checkpoint_every = -1;
+    } else {
+      if (!std::holds_alternative<std::int64_t>(checkpoint))
+        throw fail("record.checkpoint_every", "must be a whole number of steps or \"auto\"");
+      spec.checkpoint_every = std::get<std::int64_t>(checkpoint);
+      if (spec.checkpoint_every < 0 || spec.checkpoint_every > kMaxSteps)
+        throw fail("record.checkpoint_every", fmt::format("must be from 0 to {} steps", kMaxSteps));
+    }
   }
   spec.train.probes = strings("record.probes");
   spec.save_data = boolean("record.data");

@@ -13,6 +13,20 @@ CsvRecorder::CsvRecorder(const std::string& path) : file_(std::fopen(path.c_str(
   if (!file_) throw std::runtime_error("cannot write " + path);
 }
 
+CsvRecorder::CsvRecorder(const std::string& path, long offset)
+    : file_(std::fopen(path.c_str(), "r+")), header_(false) {
+  if (!file_) throw std::runtime_error("cannot continue " + path);
+  if (offset < 0 || ::ftruncate(::fileno(file_), offset) != 0 ||
+      std::fseek(file_, offset, SEEK_SET) != 0)
+    throw std::runtime_error("cannot continue " + path + " at its checkpoint");
+}
+
+long CsvRecorder::sync() {
+  if (std::fflush(file_) != 0 || ::fsync(::fileno(file_)) != 0)
+    throw std::runtime_error("cannot write metrics.csv");
+  return std::ftell(file_);
+}
+
 CsvRecorder::~CsvRecorder() {
   if (file_) std::fclose(file_);
 }
@@ -21,7 +35,7 @@ void CsvRecorder::begin(const std::vector<std::string>& columns) {
   std::string header = "step";
   for (const auto& c : columns) header += "," + c;
   header += "\n";
-  std::fputs(header.c_str(), file_);
+  if (header_) std::fputs(header.c_str(), file_);
   // A double in shortest round-trip form takes at most 24 characters.
   line_.resize(32 * (columns.size() + 1) + 16);
 }

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -27,6 +28,7 @@
 #include "dln/optim/optimizer.hpp"
 #include "dln/probe/probe.hpp"
 #include "dln/run/csv_recorder.hpp"
+#include "dln/run/progress.hpp"
 #include "dln/version.hpp"
 
 namespace dln {
@@ -401,22 +403,143 @@ std::string summary_json(const PreparedRun& run, const RunResult& result) {
   return summary.dump(2) + "\n";
 }
 
-RunResult write_run(PreparedRun& run, const std::string& dir, RecorderFilter* filter) {
+bool has_checkpoint_of(const fs::path& dir, const PreparedRun& run) {
+  std::error_code ec;
+  if (!io::is_dln_dir(dir) || !fs::is_regular_file(dir / "checkpoint.npz", ec)) return false;
+  try {
+    return io::read_file((dir / "config.toml").string()) == run.spec.resolved_toml;
+  } catch (const InputError&) {
+    return false;
+  }
+}
+
+namespace {
+
+// A checkpoint's state, or nothing when it cannot be read (the run then starts over).
+std::optional<StateMap> read_checkpoint(const fs::path& path) {
+  try {
+    StateMap state;
+    for (auto& [key, array] : io::read_npz(path.string())) state[key] = array.matrix();
+    return state;
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+void write_layers_npz(const fs::path& path, const LinearNet& net) {
+  std::map<std::string, Eigen::MatrixXd> layers;
+  for (int l = 0; l < net.depth(); ++l) layers[fmt::format("W{}", l + 1)] = net.layers[l];
+  io::write_npz(path.string(), layers, io::Durability::kWithDirectory);
+}
+
+using Clock = std::chrono::steady_clock;
+constexpr double kCheckpointSeconds = 60.0;  // record.checkpoint_every = "auto"
+
+}  // namespace
+
+RunResult write_run(PreparedRun& run, const std::string& dir, RecorderFilter* filter,
+                    bool progress) {
   const fs::path root(dir);
-  fs::create_directory(root / "weights");
+  const fs::path checkpoint = root / "checkpoint.npz";
   // The files of a run are made durable together (io::sync_tree) before the summary.json that
   // says the run is finished.
   constexpr auto kDeferred = io::Durability::kWithDirectory;
-  io::write_file_atomic(root / "config.toml", run.spec.resolved_toml, kDeferred);
+  // A checkpoint of this very run (the same resolved config) is continued.
+  std::optional<StateMap> resume;
+  if (has_checkpoint_of(root, run)) resume = read_checkpoint(checkpoint);
+  long csv_offset = 0;
+  if (resume) {
+    csv_offset = static_cast<long>(state_scalar(*resume, "csv_offset"));
+  } else {
+    fs::create_directories(root / "weights");
+    io::write_file_atomic(root / "config.toml", run.spec.resolved_toml, kDeferred);
+  }
+  const auto& snaps = run.spec.snapshot_steps;
+  if (!snaps.empty()) fs::create_directories(root / "snapshots");
+  const int digits = static_cast<int>(std::to_string(run.spec.train.optimizer.steps).size());
+  auto snapshot = [&](long step) {
+    write_layers_npz(root / "snapshots" / fmt::format("step_{:0{}}.npz", step, digits), run.net);
+  };
 
-  CsvRecorder recorder((root / "metrics.csv").string());
-  Recorder* first = &recorder;
+  std::optional<CsvRecorder> recorder;
+  if (resume)
+    recorder.emplace((root / "metrics.csv").string(), csv_offset);
+  else
+    recorder.emplace((root / "metrics.csv").string());
+  Recorder* first = &*recorder;
   if (filter) {
-    filter->set_next(&recorder);
+    filter->set_next(&*recorder);
     first = filter;
   }
-  const RunResult result = train(*run.problem, run.net, run.spec.train, first);
-  recorder.close();
+  Training training(*run.problem, run.net, run.spec.train, first, resume ? &*resume : nullptr);
+  if (resume && progress_mode() != ProgressMode::kQuiet)
+    std::fprintf(stderr, "dln: %s: resuming from its checkpoint at step %ld\n",
+                 run.spec.name.c_str(), training.steps());
+  resume.reset();
+  std::size_t next_snap = static_cast<std::size_t>(
+      std::lower_bound(snaps.begin(), snaps.end(), training.steps()) - snaps.begin());
+  if (next_snap < snaps.size() && snaps[next_snap] == training.steps())
+    snapshot(snaps[next_snap++]);
+
+  // The steps, in stretches that end at snapshots and checkpoints; by wall time (checkpoints
+  // every minute, progress), stretches that last about 0.02-0.2 s, so that the clock is read
+  // rarely.
+  const long every = run.spec.checkpoint_every;
+  ProgressLine line(progress ? progress_mode() : ProgressMode::kOff);
+  const bool timed = every < 0 || line.on();
+  const auto started = Clock::now();
+  const long first_step = training.steps();
+  auto show_progress = [&](Clock::time_point now) {
+    const long k = training.steps(), total = training.total_steps();
+    const double seconds = std::chrono::duration<double>(now - started).count();
+    const double rate = seconds > 0 ? static_cast<double>(k - first_step) / seconds : 0.0;
+    line.show(fmt::format(
+        "dln: {}  step {}/{} ({:.0f}%)  {:.3g} steps/s  ETA {}  loss {:.4g}", run.spec.name, k,
+        total, 100.0 * static_cast<double>(k) / static_cast<double>(std::max(total, 1L)), rate,
+        duration_text(rate > 0 ? static_cast<double>(total - k) / rate : NAN),
+        training.result().final_loss));
+  };
+  auto last_checkpoint = started;
+  long chunk = 1;
+  StateMap state;
+  while (!training.done()) {
+    const long k0 = training.steps();
+    long target = training.total_steps();
+    if (next_snap < snaps.size()) target = std::min(target, snaps[next_snap]);
+    if (every > 0) target = std::min(target, (k0 / every + 1) * every);
+    long n = target - k0;
+    if (timed) n = std::min(n, chunk);
+    const auto t0 = Clock::now();
+    training.advance(n);
+    const auto now = Clock::now();
+    if (line.due()) show_progress(now);
+    if (timed) {
+      const double took = std::chrono::duration<double>(now - t0).count();
+      if (took < 0.02 && chunk < (1L << 40)) chunk *= 2;
+      if (took > 0.2 && chunk > 1) chunk /= 2;
+    }
+    const long k = training.steps();
+    if (next_snap < snaps.size() && snaps[next_snap] == k) snapshot(snaps[next_snap++]);
+    if (training.done()) break;
+    const bool due = every > 0   ? k % every == 0
+                     : every < 0 ? std::chrono::duration<double>(now - last_checkpoint).count() >=
+                                       kCheckpointSeconds
+                                 : false;
+    if (due) {
+      state.clear();
+      training.save(state);
+      put_scalar(state, "csv_offset", static_cast<double>(recorder->sync()));
+      io::write_npz(checkpoint.string(), state);
+      last_checkpoint = Clock::now();
+    }
+  }
+  if (line.lines()) show_progress(Clock::now());  // the last word in a log
+  line.finish();
+  const RunResult result = training.finish();
+  recorder->close();
+  // A run that stopped early has its last state as a snapshot too.
+  if (!snaps.empty() && (snaps.back() != result.steps)) snapshot(result.steps);
+  io::remove_dln_file(root, "checkpoint.npz");
 
   for (int l = 0; l < run.net.depth(); ++l)
     io::write_npy((root / "weights" / fmt::format("W{}.npy", l + 1)).string(), run.net.layers[l],
@@ -437,8 +560,25 @@ RunResult write_run(PreparedRun& run, const std::string& dir, RecorderFilter* fi
 RunResult run_atomically(PreparedRun& run, const std::string& dir, bool force,
                          RecorderFilter* filter) {
   io::Output out(io::output_path(dir, "--out"), force);
-  const fs::path tmp = out.fresh_staging();
-  RunResult result = write_run(run, tmp.string(), filter);
+  // A checkpointed run is written in DIR.partial, kept if it is killed: run again, the same
+  // command continues from its checkpoint (unless --force).
+  fs::path tmp;
+  if (run.spec.checkpoint_every != 0) {
+    tmp = out.sibling(".partial");
+    if (force || !has_checkpoint_of(tmp, run)) io::make_staging_dir(tmp);
+  } else {
+    tmp = out.fresh_staging();
+  }
+  RunResult result;
+  try {
+    result = write_run(run, tmp.string(), filter, true);
+  } catch (...) {
+    // A run that failed keeps its partial directory only if it can be resumed from there.
+    std::error_code ec;
+    if (run.spec.checkpoint_every != 0 && !fs::exists(tmp / "checkpoint.npz", ec))
+      io::remove_dln_dir(tmp);
+    throw;
+  }
   out.commit(tmp);
   return result;
 }
@@ -556,7 +696,8 @@ SweepOutcome run_points(const ConfigFile& config, const std::vector<Point>& poin
       if (auto r = read_result(run_dir)) {  // summary.json is written last, atomically
         results[i] = std::move(*r);
         ++outcome.resumed;
-      } else if (fs::exists(fs::symlink_status(run_dir, ec))) {
+      } else if (fs::exists(fs::symlink_status(run_dir, ec)) &&
+                 !has_checkpoint_of(run_dir, runs[i])) {
         io::make_staging_dir(run_dir);  // an unfinished run (or a torn file): redone
       }
     }
@@ -573,13 +714,56 @@ SweepOutcome run_points(const ConfigFile& config, const std::vector<Point>& poin
   std::atomic<std::size_t> next{0};
   std::exception_ptr error;
   std::mutex error_mutex;
+  const auto start = std::chrono::steady_clock::now();
+  const int threads = std::clamp(jobs, 1, static_cast<int>(std::max<std::size_t>(todo.size(), 1)));
+  // Progress: a line on stderr (in the process's mode) and DIR.partial/progress.json, kept
+  // current (at most once a second) for those who watch a sweep from elsewhere; under MPI each
+  // process counts its own share.
+  ProgressLine line;
+  std::mutex progress_mutex;
+  std::size_t finished = 0, diverged = 0;
+  const std::size_t before = runs.size() - todo.size() - others.size();
+  auto last_json = start - std::chrono::hours(1);
+  auto progress = [&](bool last) {
+    const auto now = std::chrono::steady_clock::now();
+    const double seconds = std::chrono::duration<double>(now - start).count();
+    const double rate = seconds > 0 ? static_cast<double>(finished) / seconds : 0.0;
+    const std::size_t left = todo.size() - finished;
+    const double eta = rate > 0 ? static_cast<double>(left) / rate : NAN;
+    const std::size_t running = std::min<std::size_t>(static_cast<std::size_t>(threads), left);
+    if (line.due() || (last && line.on()))
+      line.show(fmt::format("dln: {}  runs {}/{}  {} running  {} diverged  {:.3g} runs/s  ETA {}",
+                            target.filename().string(), before + finished, before + todo.size(),
+                            running, diverged, rate, duration_text(eta)));
+    if (last || std::chrono::duration<double>(now - last_json).count() >= 1.0) {
+      nlohmann::ordered_json j;
+      j["total"] = before + todo.size();
+      j["done"] = before + finished;
+      j["running"] = running;
+      j["diverged"] = diverged;
+      j["elapsed_seconds"] = seconds;
+      j["runs_per_second"] = rate;
+      j["eta_seconds"] = json_number(eta);
+      j["unix_time"] =
+          std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
+              .count();
+      io::write_file_atomic(tmp / "progress.json", j.dump(2) + "\n",
+                            io::Durability::kWithDirectory);
+      last_json = now;
+    }
+  };
+  if (lead) progress(false);
   auto worker = [&] {
     for (std::size_t k; (k = next++) < todo.size();) {
       const std::size_t i = todo[k];
       try {
         const fs::path run_dir = tmp / points[i].name;
-        io::make_staging_dir(run_dir);
+        if (!has_checkpoint_of(run_dir, runs[i])) io::make_staging_dir(run_dir);  // else resumed
         results[i] = write_run(runs[i], run_dir.string());
+        std::lock_guard lock(progress_mutex);
+        ++finished;
+        if (results[i].status == RunStatus::kDiverged) ++diverged;
+        if (lead) progress(finished == todo.size());
       } catch (...) {
         std::lock_guard lock(error_mutex);
         if (!error) error = std::current_exception();
@@ -587,11 +771,10 @@ SweepOutcome run_points(const ConfigFile& config, const std::vector<Point>& poin
       }
     }
   };
-  const auto start = std::chrono::steady_clock::now();
   std::vector<std::thread> pool;
-  const int threads = std::clamp(jobs, 1, static_cast<int>(std::max<std::size_t>(todo.size(), 1)));
   for (int t = 0; t < threads; ++t) pool.emplace_back(worker);
   for (auto& t : pool) t.join();
+  line.finish();
   if (error) std::rethrow_exception(error);  // the finished runs stay in DIR.partial
   // The other processes' runs, once every process is done.
   ranks.barrier();
@@ -643,8 +826,9 @@ SweepOutcome run_points(const ConfigFile& config, const std::vector<Point>& poin
     ++outcome.statuses[status_name(results[i].status)];
   }
   io::write_file_atomic(tmp / "runs.csv", csv);
-  // The points list, written by this sweep above (or by the one it resumes).
+  // The points list, written by this sweep above (or by the one it resumes), and the progress.
   io::remove_dln_file(tmp, identity_file.filename().string());
+  io::remove_dln_file(tmp, "progress.json");
   io::mark_dir(tmp, "sweep");
   out->commit(tmp);
   out.reset();

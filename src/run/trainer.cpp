@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <stdexcept>
 
 #include "dln/optim/optimizer.hpp"
 #include "dln/optim/schedule.hpp"
@@ -78,7 +79,7 @@ struct Training::State {
 };
 
 Training::Training(const Problem& problem, LinearNet& net, const TrainSpec& spec,
-                   Recorder* recorder)
+                   Recorder* recorder, const StateMap* resume)
     : state_(std::make_unique<State>(problem, net, spec, recorder)) {
   State& s = *state_;
   s.cache.bind(problem, net);
@@ -104,6 +105,34 @@ Training::Training(const Problem& problem, LinearNet& net, const TrainSpec& spec
   s.schedule->reset(s.cache);
 
   if (recorder) recorder->begin(s.result.columns);  // everything is allocated by now
+  if (resume) {
+    // The probes and the schedule were bound at the initial weights; now the saved state.
+    const StateMap& in = *resume;
+    std::vector<Eigen::MatrixXd> layers = net.layers;
+    load_list(in, "W", layers);
+    net.layers = std::move(layers);
+    s.cache.invalidate();
+    s.optimizer->load(in, "opt.");
+    s.schedule->load(in, "schedule.");
+    s.probes->load(in);
+    s.result.steps = static_cast<long>(state_scalar(in, "steps"));
+    s.result.initial_loss = state_scalar(in, "initial_loss");
+    const auto status = static_cast<int>(state_scalar(in, "status"));
+    if (status != static_cast<int>(RunStatus::kCompleted) || s.result.steps < 0 ||
+        s.result.steps > s.steps)
+      throw std::runtime_error("the checkpoint is not of a run in progress");
+    const auto& row =
+        state_entry(in, "row", 1, static_cast<Eigen::Index>(s.result.final_row.size()));
+    for (std::size_t i = 0; i < s.result.final_row.size(); ++i)
+      s.result.final_row[i] = row(0, static_cast<Eigen::Index>(i));
+    s.info.t = state_scalar(in, "t");
+    s.t_carry = state_scalar(in, "t_carry");
+    s.info.lr = state_scalar(in, "lr");
+    s.info.step = s.result.steps;
+    s.next_record = static_cast<std::size_t>(state_scalar(in, "next_record"));
+    s.seconds_before = state_scalar(in, "seconds");
+    return;
+  }
   s.result.initial_loss = s.cache.loss();
   s.check_stop(s.result.initial_loss);
   s.info.lr = s.next_lr();
@@ -176,6 +205,28 @@ RunResult Training::finish() {
 
 long Training::total_steps() const {
   return state_->steps;
+}
+
+long Training::steps() const {
+  return state_->result.steps;
+}
+
+void Training::save(StateMap& out) const {
+  const State& s = *state_;
+  save_list(out, "W", s.net.layers);
+  s.optimizer->save(out, "opt.");
+  s.schedule->save(out, "schedule.");
+  s.probes->save(out);
+  put_scalar(out, "steps", static_cast<double>(s.result.steps));
+  put_scalar(out, "initial_loss", s.result.initial_loss);
+  put_scalar(out, "status", static_cast<double>(static_cast<int>(s.result.status)));
+  out["row"] = Eigen::Map<const Eigen::MatrixXd>(
+      s.result.final_row.data(), 1, static_cast<Eigen::Index>(s.result.final_row.size()));
+  put_scalar(out, "t", s.info.t);
+  put_scalar(out, "t_carry", s.t_carry);
+  put_scalar(out, "lr", s.info.lr);
+  put_scalar(out, "next_record", static_cast<double>(s.next_record));
+  put_scalar(out, "seconds", s.seconds_before);
 }
 
 long expected_records(const TrainSpec& spec) {

@@ -149,12 +149,15 @@ class Sentinel(unittest.TestCase):
 
 
 class Writers(unittest.TestCase):
-    def start_long_run(self, tmp, out):
+    def start_long_run(self, tmp, out, *extra):
+        """A long run, returned once its staging directory exists: out.partial (a run that
+        keeps checkpoints, the default) or out.tmp-PID (record.checkpoint_every = 0)."""
         cfg = small(tmp, "long", steps=50_000_000, every=1_000_000)
-        proc = subprocess.Popen([DLN, "run", str(cfg), "--out", str(out)],
+        proc = subprocess.Popen([DLN, "run", str(cfg), "--out", str(out), *extra],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 30
-        while time.time() < deadline and not list(tmp.glob("out.tmp-*")):
+        while time.time() < deadline and not (list(tmp.glob("out.tmp-*")) or
+                                               (tmp / "out.partial").exists()):
             time.sleep(0.01)
         return proc
 
@@ -170,16 +173,28 @@ class Writers(unittest.TestCase):
                 proc.wait()
 
     def test_a_killed_writer_leaves_staging_that_the_next_run_removes(self):
-        with TempDir() as tmp:
-            proc = self.start_long_run(tmp, tmp / "out")
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
-            self.assertEqual(len(list(tmp.glob("out.tmp-*"))), 1)
-            (tmp / "out.tmp-123").mkdir()  # the user's, by an unlucky name: kept
-            out = run_dln("run", small(tmp), "--out", tmp / "out")
-            self.assertEqual(out.returncode, 0, out.stderr)
-            self.assertEqual(sorted(p.name for p in tmp.iterdir() if p.name.startswith(("out", ".out"))),
-                             ["out", "out.tmp-123"])
+        # Without checkpoints the staging is out.tmp-PID; with them (the default) out.partial,
+        # which the next run resumes when it holds a checkpoint of the same run, and otherwise
+        # replaces (a partial directory that is not dln's is refused, not touched).
+        for extra, left in ((["--set", "record.checkpoint_every=0"], "out.tmp-*"),
+                            ([], "out.partial")):
+            with TempDir() as tmp:
+                proc = self.start_long_run(tmp, tmp / "out", *extra)
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                self.assertEqual(len(list(tmp.glob(left))), 1, left)
+                (tmp / "out.tmp-123").mkdir()  # the user's, by an unlucky name: kept
+                out = run_dln("run", small(tmp), "--out", tmp / "out")
+                self.assertEqual(out.returncode, 0, out.stderr)
+                self.assertEqual(sorted(p.name for p in tmp.iterdir()
+                                        if p.name.startswith(("out", ".out"))),
+                                 ["out", "out.tmp-123"])
+            with TempDir() as tmp:
+                (tmp / "out.partial").mkdir()
+                (tmp / "out.partial" / "notes.txt").write_text("mine")
+                out = run_dln("run", small(tmp), "--out", tmp / "out")
+                self.assertEqual(out.returncode, 2, out.stderr)
+                self.assertEqual((tmp / "out.partial" / "notes.txt").read_text(), "mine")
 
     def test_a_torn_summary_in_a_partial_sweep_is_redone(self):
         with TempDir() as tmp:

@@ -5,6 +5,8 @@ import csv
 import gzip
 import json
 import os
+import random
+import shutil
 import signal
 import subprocess
 import time
@@ -274,6 +276,313 @@ class DepthAndWidth(unittest.TestCase):
             out = run_dln("run", plain, "--out", tmp / "o", "--set", "model.width=4")
             self.assertEqual(out.returncode, 2)
             self.assertIn("model.width", out.stderr)
+
+
+LONG = """
+name = "long"
+seed = 3
+[data]
+source = "synthetic.gaussian_mixture"
+samples = 2000
+dim = 60
+targets = 10
+[model]
+widths = [60, 50, 50, 10]
+[optimizer]
+kind = "{kind}"
+lr = {lr}
+steps = {steps}
+[record]
+every = 500
+checkpoint_every = {checkpoint}
+weights_every = "log"
+probes = ["loss", "fro", "balance", "loglog_slope", "basu_bound", "balance_drift", "time"]
+"""
+
+
+def without_time_column(path):
+    lines = Path(path).read_text().splitlines()
+    keep = [i for i, c in enumerate(lines[0].split(",")) if c != "time"]
+    return [",".join(line.split(",")[i] for i in keep) for line in lines]
+
+
+def summary_without_clock(path):
+    s = json.loads(Path(path).read_text())
+    for k in ("wall_seconds", "steps_per_second"):
+        s.pop(k)
+    s["final"].pop("time", None)
+    return s
+
+
+class Checkpoints(unittest.TestCase):
+    def assert_same_run(self, a, b):
+        self.assertEqual(without_time_column(a / "metrics.csv"),
+                         without_time_column(b / "metrics.csv"))
+        self.assertEqual(summary_without_clock(a / "summary.json"),
+                         summary_without_clock(b / "summary.json"))
+        for x, y in zip(sorted((a / "weights").iterdir()), sorted((b / "weights").iterdir())):
+            self.assertEqual(x.read_bytes(), y.read_bytes(), x.name)
+        if (a / "snapshots").is_dir():
+            names = sorted(p.name for p in (a / "snapshots").iterdir())
+            self.assertEqual(names, sorted(p.name for p in (b / "snapshots").iterdir()))
+            for n in names:
+                self.assertEqual((a / "snapshots" / n).read_bytes(),
+                                 (b / "snapshots" / n).read_bytes(), n)
+
+    def kill_midway(self, args, out, seconds, rng, kills=1):
+        """Runs dln with `args` and kills it with SIGKILL at a random point while it works,
+        `kills` times, each time after a checkpoint is on disk. `seconds` is how long an
+        uninterrupted run took: a kill that comes too late (the run finished: the machine is
+        faster now) or too early (no checkpoint yet) is tried again, sooner or later."""
+        scale, done = 1.0, 0
+        for attempt in range(12):
+            if done == kills:
+                return
+            at = scale * rng.uniform(0.15, 0.35) * seconds
+            p = subprocess.Popen([DLN, *map(str, args)], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL)
+            time.sleep(at)
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+            partial = Path(str(out) + ".partial")
+            if out.exists():  # finished before the kill: start again and kill sooner
+                shutil.rmtree(out)
+                shutil.rmtree(partial, ignore_errors=True)
+                scale *= 0.5
+            elif any(partial.rglob("checkpoint.npz")):
+                done += 1
+                print(f"killed after {at:.2f} s", flush=True)
+            else:
+                scale *= 1.5
+        self.fail(f"could not kill {args} midway {kills} times")
+
+    def kill_twice_and_finish(self, cfg, out, seconds, rng):
+        """Kills the run with SIGKILL at a random point, twice, then lets it finish; returns
+        the last run's stderr (which says where it resumed)."""
+        self.kill_midway(["run", cfg, "--out", out], out, seconds, rng, kills=2)
+        last = run_dln("run", cfg, "--out", out)
+        self.assertEqual(last.returncode, 0, last.stderr)
+        return [last.stderr]
+
+    def test_a_run_killed_twice_with_sigkill_resumes_bit_for_bit(self):
+        rng = random.Random()
+        for kind, lr in (("adam", 0.001), ("momentum", 0.0001)):
+            with TempDir() as tmp:
+                cfg = write_config(tmp / "c.toml", LONG.format(kind=kind, lr=lr, steps=40000,
+                                                               checkpoint=1000))
+                start = time.monotonic()
+                out = run_dln("run", cfg, "--out", tmp / "whole")
+                seconds = time.monotonic() - start
+                self.assertEqual(out.returncode, 0, out.stderr)
+                self.assertGreater(seconds, 0.5, "the run must last long enough to be killed")
+                said = self.kill_twice_and_finish(cfg, tmp / "killed", seconds, rng)
+                self.assertTrue(any("resuming from its checkpoint" in s for s in said), said)
+                self.assert_same_run(tmp / "whole", tmp / "killed")
+                self.assertFalse((tmp / "killed" / "checkpoint.npz").exists())
+                self.assertFalse((tmp / "killed.partial").exists())
+
+    def test_a_flow_resumes_bit_for_bit(self):
+        text = LONG.format(kind="flow", lr=1, steps=1, checkpoint=20).replace(
+            "lr = 1\nsteps = 1\n", "time = 6.0\n").replace(
+            'every = 500', 'every = 0.01').replace('weights_every = "log"\n', "")
+        with TempDir() as tmp:
+            cfg = write_config(tmp / "f.toml", text)
+            start = time.monotonic()
+            out = run_dln("run", cfg, "--out", tmp / "whole")
+            seconds = time.monotonic() - start
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.kill_midway(["run", cfg, "--out", tmp / "killed"], tmp / "killed", seconds,
+                             random.Random())
+            out = run_dln("run", cfg, "--out", tmp / "killed")
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertIn("resuming", out.stderr)
+            self.assert_same_run(tmp / "whole", tmp / "killed")
+
+    def test_another_config_or_force_starts_over(self):
+        with TempDir() as tmp:
+            cfg = write_config(tmp / "c.toml", LONG.format(kind="gd", lr=0.001, steps=20000, checkpoint=500))
+            p = subprocess.Popen([DLN, "run", str(cfg), "--out", str(tmp / "o")],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for _ in range(400):  # until the first checkpoint is on disk
+                if (tmp / "o.partial" / "checkpoint.npz").exists():
+                    break
+                time.sleep(0.01)
+            p.kill()
+            p.wait()
+            self.assertTrue((tmp / "o.partial" / "checkpoint.npz").exists())
+            # The checkpoint holds the state under the names docs/config.md gives.
+            with np.load(tmp / "o.partial" / "checkpoint.npz") as z:
+                self.assertTrue({"W.1", "W.2", "W.3", "steps", "csv_offset"} <= set(z.files))
+                self.assertEqual(int(z["steps"][0, 0]) % 500, 0)
+            out = run_dln("run", cfg, "--out", tmp / "o", "--set", "optimizer.steps=100")
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertNotIn("resuming", out.stderr)
+            self.assertEqual(read_metrics(tmp / "o")[1][-1, 0], 100)
+            # A foreign file named like the partial directory is never touched.
+            (tmp / "p.partial").write_text("mine")
+            out = run_dln("run", cfg, "--out", tmp / "p", "--set", "optimizer.steps=10")
+            self.assertEqual(out.returncode, 2)
+            self.assertEqual((tmp / "p.partial").read_text(), "mine")
+
+    def test_a_sweep_resumes_its_unfinished_runs_from_their_checkpoints(self):
+        text = LONG.format(kind="gd", lr=0.001, steps=20000, checkpoint=500) + \
+            '[sweep]\n"optimizer.lr" = [0.001, 0.0005]\n'
+        with TempDir() as tmp:
+            cfg = write_config(tmp / "s.toml", text)
+            start = time.monotonic()
+            out = run_dln("sweep", cfg, "--out", tmp / "whole", "--jobs", "2")
+            seconds = time.monotonic() - start
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.kill_midway(["sweep", cfg, "--out", tmp / "killed", "--jobs", "2"],
+                             tmp / "killed", seconds, random.Random())
+            out = run_dln("sweep", cfg, "--out", tmp / "killed", "--jobs", "2")
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertIn("resuming", out.stderr)
+            self.assertEqual((tmp / "whole" / "runs.csv").read_text(),
+                             (tmp / "killed" / "runs.csv").read_text())
+            for run in ("000", "001"):
+                self.assert_same_run(tmp / "whole" / run, tmp / "killed" / run)
+
+    def test_bad_checkpoint_and_snapshot_values_are_refused(self):
+        with TempDir() as tmp:
+            cfg = write_config(tmp / "c.toml", SYNTHETIC.format(name="c"))
+            for bad in ("record.checkpoint_every=-1", "record.checkpoint_every=\"often\"",
+                        "record.weights_every=-3", "record.weights_every=0.5",
+                        "record.weights_every=\"lin\"", "record.weights_every=1e300"):
+                out = run_dln("run", cfg, "--out", tmp / "o", "--set", bad)
+                self.assertEqual(out.returncode, 2, bad)
+                self.assertIn(bad.split("=")[0], out.stderr)
+                self.assertEqual(len(out.stderr.strip().splitlines()), 1, out.stderr)
+                self.assertFalse((tmp / "o").exists())
+
+
+class Snapshots(unittest.TestCase):
+    def test_snapshots_hold_the_layers_at_their_steps(self):
+        with TempDir() as tmp:
+            cfg = write_config(tmp / "c.toml", SYNTHETIC.format(name="snap"))
+            out = run_dln("run", cfg, "--out", tmp / "s", "--set", "record.weights_every=15")
+            self.assertEqual(out.returncode, 0, out.stderr)
+            names = sorted(p.name for p in (tmp / "s" / "snapshots").iterdir())
+            self.assertEqual(names, ["step_00.npz", "step_15.npz", "step_30.npz", "step_40.npz"])
+            # Independently: a run stopped at that step ends with the snapshot's layers.
+            for step in (15, 30):
+                out = run_dln("run", cfg, "--out", tmp / f"r{step}", "--set",
+                              f"optimizer.steps={step}")
+                self.assertEqual(out.returncode, 0, out.stderr)
+                with np.load(tmp / "s" / "snapshots" / f"step_{step}.npz") as z:
+                    self.assertEqual(sorted(z.files), ["W1", "W2"])
+                    for i, w in enumerate(weights(tmp / f"r{step}"), 1):
+                        np.testing.assert_array_equal(z[f"W{i}"], w)
+            with np.load(tmp / "s" / "snapshots" / "step_40.npz") as z:
+                for i, w in enumerate(weights(tmp / "s"), 1):
+                    np.testing.assert_array_equal(z[f"W{i}"], w)
+            # "log": the steps record.every = "log" records at.
+            out = run_dln("run", cfg, "--out", tmp / "l", "--set", 'record.weights_every="log"',
+                          "--set", "record.per_decade=4")
+            self.assertEqual(out.returncode, 0, out.stderr)
+            steps = sorted(int(p.name[5:7]) for p in (tmp / "l" / "snapshots").iterdir())
+            self.assertEqual(steps, [0, 1, 2, 3, 6, 10, 18, 32, 40])
+
+    def test_a_run_that_stops_early_keeps_its_last_state(self):
+        with TempDir() as tmp:
+            cfg = write_config(tmp / "c.toml", SYNTHETIC.format(name="early"))
+            out = run_dln("run", cfg, "--out", tmp / "s", "--set", "record.weights_every=100",
+                          "--set", "optimizer.steps=1000", "--set", "optimizer.lr=0.5")
+            self.assertEqual(out.returncode, 0, out.stderr)
+            summary = json.loads((tmp / "s" / "summary.json").read_text())
+            self.assertEqual(summary["status"], "diverged")
+            last = f"step_{summary['steps']:04d}.npz"
+            self.assertIn(last, [p.name for p in (tmp / "s" / "snapshots").iterdir()])
+
+
+def stderr_through_a_terminal(args):
+    """Runs dln with stderr on a pseudo-terminal; returns (returncode, stdout, what the
+    terminal received)."""
+    import pty
+    master, slave = pty.openpty()
+    p = subprocess.Popen([DLN, *map(str, args)], stdout=subprocess.PIPE, stderr=slave)
+    os.close(slave)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # the other end closed
+            break
+        if not chunk:
+            break
+        seen += chunk
+    out = p.communicate()[0]
+    os.close(master)
+    return p.returncode, out.decode(), seen.decode()
+
+
+class Progress(unittest.TestCase):
+    def test_a_terminal_gets_one_updating_line_and_a_pipe_gets_none(self):
+        with TempDir() as tmp:
+            cfg = write_config(tmp / "c.toml", LONG.format(kind="gd", lr=0.001, steps=30000,
+                                                           checkpoint=0))
+            start = time.monotonic()
+            code, _, seen = stderr_through_a_terminal(["run", cfg, "--out", tmp / "t"])
+            self.assertEqual(code, 0, seen)
+            if time.monotonic() - start > 0.6:  # long enough for a line (4 a second)
+                self.assertIn("\r", seen)
+                self.assertRegex(seen, r"dln: long  step \d+/30000 \(\d+%\)  .* steps/s  ETA .*"
+                                 r"  loss ")
+                self.assertNotIn("\n", seen.replace("\r\n", ""), "one line, rewritten")
+            piped = run_dln("run", cfg, "--out", tmp / "p")
+            self.assertEqual(piped.returncode, 0, piped.stderr)
+            self.assertEqual(piped.stderr, "")
+            # The metrics are the same with or without the line (the clock aside).
+            self.assertEqual(without_time_column(tmp / "t" / "metrics.csv"),
+                             without_time_column(tmp / "p" / "metrics.csv"))
+            # --quiet: nothing, even on a terminal.
+            code, _, seen = stderr_through_a_terminal(["run", cfg, "--out", tmp / "q", "--quiet"])
+            self.assertEqual(code, 0)
+            self.assertEqual(seen, "")
+
+    def test_progress_prints_plain_lines_for_logs(self):
+        with TempDir() as tmp:
+            cfg = write_config(tmp / "c.toml", SYNTHETIC.format(name="plain"))
+            out = run_dln("run", cfg, "--out", tmp / "r", "--progress")
+            self.assertEqual(out.returncode, 0, out.stderr)
+            lines = out.stderr.splitlines()
+            self.assertTrue(lines and "\r" not in out.stderr, out.stderr)
+            self.assertRegex(lines[-1], r"^dln: plain  step 40/40 \(100%\)  .* steps/s  ETA 0 s"
+                                        r"  loss [0-9.e+-]+$")
+            out = run_dln("sweep", cfg, "--out", tmp / "s", "--progress", "--sweep",
+                          "optimizer.lr=0.001,0.002,5.0")
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertRegex(out.stderr.splitlines()[-1],
+                             r"^dln: s  runs 3/3  0 running  1 diverged  .* runs/s  ETA 0 s$")
+            self.assertEqual(run_dln("run", cfg, "--out", tmp / "x", "--progress",
+                                     "--quiet").returncode, 2)
+
+    def test_a_sweep_keeps_progress_json_current_while_it_works(self):
+        text = LONG.format(kind="gd", lr=0.001, steps=4000, checkpoint=0) + \
+            '[sweep]\n"optimizer.lr" = [0.001, 0.0009, 0.0008, 0.0007, 0.0006, 0.0005]\n'
+        with TempDir() as tmp:
+            cfg = write_config(tmp / "s.toml", text)
+            p = subprocess.Popen([DLN, "sweep", str(cfg), "--out", str(tmp / "s"), "--jobs", "1"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            seen = []
+            while p.poll() is None:
+                try:
+                    seen.append(json.loads((tmp / "s.partial" / "progress.json").read_text()))
+                except (OSError, ValueError):
+                    pass
+                time.sleep(0.02)
+            self.assertEqual(p.returncode, 0)
+            self.assertTrue(seen, "progress.json was never seen")
+            for j in seen:
+                self.assertEqual(set(j), {"total", "done", "running", "diverged",
+                                          "elapsed_seconds", "runs_per_second", "eta_seconds",
+                                          "unix_time"})
+                self.assertEqual(j["total"], 6)
+                self.assertLessEqual(j["done"] + j["running"], 6)
+            done = [j["done"] for j in seen]
+            self.assertEqual(done, sorted(done))
+            self.assertFalse((tmp / "s" / "progress.json").exists())
+            self.assertEqual(len(table(tmp / "s" / "runs.csv")), 6)
 
 
 class SteinitzGas(unittest.TestCase):

@@ -36,6 +36,8 @@ NpyArray read_npy(const std::string& path);
 // `shape` receives the stored shape.
 Eigen::MatrixXd read_npy_samples(const std::string& path, std::vector<std::size_t>& shape);
 
+// m as the bytes of a float64 C-order .npy file of shape (rows, cols).
+std::string npy_bytes(const Eigen::MatrixXd& m);
 // Writes m as a float64 C-order array of shape (rows, cols), atomically (temp + rename).
 void write_npy(const std::string& path, const Eigen::MatrixXd& m,
                Durability durability = Durability::kFsync);

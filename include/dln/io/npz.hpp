@@ -12,4 +12,9 @@ namespace dln::io {
 // Every member, keyed by its name without the ".npy" suffix.
 std::map<std::string, NpyArray> read_npz(const std::string& path);
 
+// Writes the matrices as members NAME.npy (float64, C order) of an uncompressed .npz, as a
+// whole or not at all; np.load reads it. std::runtime_error beyond the plain zip's 4 GiB.
+void write_npz(const std::string& path, const std::map<std::string, Eigen::MatrixXd>& members,
+               Durability durability = Durability::kFsync);
+
 }  // namespace dln::io

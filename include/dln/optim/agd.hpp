@@ -26,6 +26,8 @@ class AlignedGd final : public Optimizer {
   // Throws std::invalid_argument unless the net is d -> 1 -> ... -> 1.
   void reset(const LinearNet& net, const Problem& problem) override;
   void step(StepCache& cache, LinearNet& net, double lr) override;
+  void save(StateMap& state, const std::string& prefix) const override;
+  void load(const StateMap& state, const std::string& prefix) override;
 
  private:
   Eigen::RowVectorXd z_;      // W_e M at the current weights (valid when carried_)

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "dln/core/state_map.hpp"
 #include "dln/core/step_cache.hpp"
 #include "dln/model/linear_net.hpp"
 #include "dln/optim/schedule.hpp"
@@ -42,6 +43,10 @@ class Optimizer {
   virtual bool continuous() const { return false; }
   // Work done so far, for the summary (right-hand-side evaluations of an ODE solver).
   virtual long evaluations() const { return 0; }
+  // The state a checkpoint keeps (momentum, moments, counters), under keys starting with
+  // `prefix`; load() restores it after reset() on the same net.
+  virtual void save(StateMap& /*state*/, const std::string& /*prefix*/) const {}
+  virtual void load(const StateMap& /*state*/, const std::string& /*prefix*/) {}
 };
 
 // Whether this optimiser trains the end-to-end matrix alone (the net collapsed to one layer).

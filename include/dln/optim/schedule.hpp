@@ -4,6 +4,7 @@
 
 #include <string>
 
+#include "dln/core/state_map.hpp"
 #include "dln/core/step_cache.hpp"
 #include "dln/registry.hpp"
 
@@ -25,6 +26,9 @@ class Schedule {
   void reset(StepCache& cache);
   // The rate of step t (0-based) at the current weights.
   double next(long t, StepCache& cache);
+  // The adaptive state a checkpoint keeps (ji_telgarsky: the radius and its factor).
+  void save(StateMap& state, const std::string& prefix) const;
+  void load(const StateMap& state, const std::string& prefix);
 
  private:
   double max_layer_norm(const StepCache& cache) const;

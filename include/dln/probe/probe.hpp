@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "dln/core/state_map.hpp"
 #include "dln/core/step_cache.hpp"
 #include "dln/registry.hpp"
 
@@ -30,6 +31,10 @@ class Probe {
   virtual void bind(const StepCache&) {}
   // Writes exactly as many values as columns() named.
   virtual void measure(const StepInfo& info, StepCache& cache, std::span<double> out) = 0;
+  // What a probe carries from one record to the next (an integrated ODE, a window of rows),
+  // for checkpoints; what bind() takes from the initial weights is bound again on resuming.
+  virtual void save(StateMap& /*state*/, const std::string& /*prefix*/) const {}
+  virtual void load(const StateMap& /*state*/, const std::string& /*prefix*/) {}
 };
 
 // Settings some probes take from the config.
@@ -57,6 +62,8 @@ class ProbeSet {
            const ProbeOptions& options = {});
   const std::vector<std::string>& columns() const { return columns_; }
   void measure(const StepInfo& info, StepCache& cache, std::span<double> row);
+  void save(StateMap& state) const;
+  void load(const StateMap& state);
 
  private:
   std::vector<std::unique_ptr<Probe>> probes_;

@@ -77,8 +77,10 @@ struct RunSpec {
   InitSpec init;
   LossSpec loss;
   TrainSpec train;
-  bool save_data = false;     // record.data: the training data written into the run directory
-  std::string resolved_toml;  // the fully resolved config
+  bool save_data = false;  // record.data: the training data written into the run directory
+  std::vector<long> snapshot_steps;  // record.weights_every: the layers at these steps
+  long checkpoint_every = -1;        // record.checkpoint_every: steps; -1 by wall time; 0 never
+  std::string resolved_toml;         // the fully resolved config
   std::map<std::string, ConfigValue> values;  // resolved values, for messages and sweeps
 
   // An InputError located at `key` (its file and line, if it came from one).

@@ -3,6 +3,7 @@
 // atomically. Sweeps run many points on a pool of threads.
 #pragma once
 
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -46,7 +47,12 @@ void check_output_dir(const std::string& dir, bool force);
 std::string summary_json(const PreparedRun& run, const RunResult& result);
 
 // A filter, if given, sees every row first and passes it on to metrics.csv.
-RunResult write_run(PreparedRun& run, const std::string& dir, RecorderFilter* filter = nullptr);
+// A directory holding a checkpoint of `run` (the same resolved config), which write_run
+// continues.
+bool has_checkpoint_of(const std::filesystem::path& dir, const PreparedRun& run);
+// With `progress`, a progress line in the process's mode (set_progress_mode).
+RunResult write_run(PreparedRun& run, const std::string& dir, RecorderFilter* filter = nullptr,
+                    bool progress = false);
 
 // write_run into a temporary sibling, then renamed to `dir` (replacing it, when force is set,
 // only if dln wrote it), under the lock of `dir` (io::Output).

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "dln/core/problem.hpp"
+#include "dln/core/state_map.hpp"
 #include "dln/model/linear_net.hpp"
 #include "dln/optim/optimizer.hpp"
 #include "dln/probe/probe.hpp"
@@ -72,7 +73,10 @@ struct RunResult {
 class Training {
  public:
   // Binds the step cache, records the initial state (step 0) and checks the stop rules on it.
-  Training(const Problem& problem, LinearNet& net, const TrainSpec& spec, Recorder* recorder);
+  // With `resume` (a checkpoint's state, from save() of a training of the same problem, spec
+  // and initial net), continues from there instead: nothing is recorded until the next step.
+  Training(const Problem& problem, LinearNet& net, const TrainSpec& spec, Recorder* recorder,
+           const StateMap* resume = nullptr);
   ~Training();
   Training(const Training&) = delete;
   Training& operator=(const Training&) = delete;
@@ -87,6 +91,11 @@ class Training {
   RunResult finish();
   // Steps in the run (the configured count, or flow time / record interval).
   long total_steps() const;
+  // Steps taken so far.
+  long steps() const;
+  // Everything the steps after this one depend on (weights, optimiser, schedule and probe
+  // state, counters), for a checkpoint.
+  void save(StateMap& state) const;
 
   StepCache& cache();
   const std::vector<std::string>& columns() const;
