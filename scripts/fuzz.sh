@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${FUZZ_SECONDS:-60}"
 jobs="${FUZZ_JOBS:-2}"
-targets=(config npy npz csv libsvm idx mnist_json)
+targets=(config npy npz csv libsvm idx mnist_json checkpoint)
 build=build/fuzz
 [[ -f $build/CMakeCache.txt ]] || cmake --preset fuzz >/dev/null
 cmake --build "$build" -j "$(nproc 2>/dev/null || echo 2)" --target "${targets[@]/#/fuzz_}"

@@ -1,5 +1,6 @@
 #include "dln/core/state_map.hpp"
 
+#include <cmath>
 #include <stdexcept>
 
 namespace dln {
@@ -15,6 +16,13 @@ const Eigen::MatrixXd& state_entry(const StateMap& state, const std::string& key
 
 double state_scalar(const StateMap& state, const std::string& key) {
   return state_entry(state, key, 1, 1)(0, 0);
+}
+
+long state_count(const StateMap& state, const std::string& key, long lo, long hi) {
+  const double v = state_scalar(state, key);
+  if (!(v >= static_cast<double>(lo) && v <= static_cast<double>(hi)) || v != std::floor(v))
+    throw std::runtime_error("the checkpoint's " + key + " is out of range");
+  return static_cast<long>(v);
 }
 
 void save_list(StateMap& state, const std::string& key, const std::vector<Eigen::MatrixXd>& list) {

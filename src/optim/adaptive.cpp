@@ -1,6 +1,7 @@
 #include "dln/optim/adaptive.hpp"
 
 #include <cmath>
+#include <limits>
 
 namespace dln {
 namespace {
@@ -50,7 +51,7 @@ class Adam final : public Optimizer {
   void load(const StateMap& state, const std::string& prefix) override {
     load_list(state, prefix + "m", m_);
     load_list(state, prefix + "v", v_);
-    t_ = static_cast<long>(state_scalar(state, prefix + "t"));
+    t_ = state_count(state, prefix + "t", 0, std::numeric_limits<long>::max() / 2);
   }
   void step(StepCache& cache, LinearNet& net, double lr) override {
     const auto& g = cache.layer_gradients();

@@ -128,7 +128,8 @@ class Flow final : public Optimizer {
   }
   void load(const StateMap& state, const std::string& prefix) override {
     h_ = state_scalar(state, prefix + "h");
-    evaluations_ = static_cast<long>(state_scalar(state, prefix + "evaluations"));
+    evaluations_ =
+        state_count(state, prefix + "evaluations", 0, std::numeric_limits<long>::max() / 2);
     stepper_.reset();
     uncounted_ = 1;
   }

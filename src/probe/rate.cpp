@@ -49,9 +49,12 @@ class Slope {
     const auto n = static_cast<Eigen::Index>(x_.size());
     const auto& m = state_entry(state, key, 1, 2 * n + 2);
     for (Eigen::Index i = 0; i < n; ++i) x_[i] = m(0, i), y_[i] = m(0, n + i);
-    count_ = static_cast<std::size_t>(m(0, 2 * n));
-    next_ = static_cast<std::size_t>(m(0, 2 * n + 1));
-    if (count_ > x_.size() || next_ >= x_.size()) throw std::runtime_error("bad slope window");
+    const double count = m(0, 2 * n), next = m(0, 2 * n + 1);
+    if (!(count >= 0 && count <= static_cast<double>(n) && next >= 0 &&
+          next < static_cast<double>(n) && count == std::floor(count) && next == std::floor(next)))
+      throw std::runtime_error("the checkpoint's " + key + " window is out of range");
+    count_ = static_cast<std::size_t>(count);
+    next_ = static_cast<std::size_t>(next);
   }
 
  private:

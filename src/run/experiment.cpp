@@ -449,7 +449,14 @@ RunResult write_run(PreparedRun& run, const std::string& dir, RecorderFilter* fi
   if (has_checkpoint_of(root, run)) resume = read_checkpoint(checkpoint);
   long csv_offset = 0;
   if (resume) {
-    csv_offset = static_cast<long>(state_scalar(*resume, "csv_offset"));
+    try {
+      csv_offset = state_count(*resume, "csv_offset", 0,
+                               static_cast<long>(fs::file_size(root / "metrics.csv")));
+    } catch (const std::exception& e) {
+      throw InputError(
+          checkpoint.string(), 0, "",
+          std::string("cannot be continued (") + e.what() + "); --force starts the run over");
+    }
   } else {
     fs::create_directories(root / "weights");
     io::write_file_atomic(root / "config.toml", run.spec.resolved_toml, kDeferred);
@@ -471,7 +478,16 @@ RunResult write_run(PreparedRun& run, const std::string& dir, RecorderFilter* fi
     filter->set_next(&*recorder);
     first = filter;
   }
-  Training training(*run.problem, run.net, run.spec.train, first, resume ? &*resume : nullptr);
+  std::optional<Training> made;
+  try {
+    made.emplace(*run.problem, run.net, run.spec.train, first, resume ? &*resume : nullptr);
+  } catch (const std::runtime_error& e) {
+    if (!resume) throw;
+    throw InputError(
+        checkpoint.string(), 0, "",
+        std::string("cannot be continued (") + e.what() + "); --force starts the run over");
+  }
+  Training& training = *made;
   if (resume && progress_mode() != ProgressMode::kQuiet)
     std::fprintf(stderr, "dln: %s: resuming from its checkpoint at step %ld\n",
                  run.spec.name.c_str(), training.steps());

@@ -115,11 +115,9 @@ Training::Training(const Problem& problem, LinearNet& net, const TrainSpec& spec
     s.optimizer->load(in, "opt.");
     s.schedule->load(in, "schedule.");
     s.probes->load(in);
-    s.result.steps = static_cast<long>(state_scalar(in, "steps"));
+    s.result.steps = state_count(in, "steps", 0, s.steps);
     s.result.initial_loss = state_scalar(in, "initial_loss");
-    const auto status = static_cast<int>(state_scalar(in, "status"));
-    if (status != static_cast<int>(RunStatus::kCompleted) || s.result.steps < 0 ||
-        s.result.steps > s.steps)
+    if (state_count(in, "status", 0, 3) != static_cast<int>(RunStatus::kCompleted))
       throw std::runtime_error("the checkpoint is not of a run in progress");
     const auto& row =
         state_entry(in, "row", 1, static_cast<Eigen::Index>(s.result.final_row.size()));
@@ -129,7 +127,8 @@ Training::Training(const Problem& problem, LinearNet& net, const TrainSpec& spec
     s.t_carry = state_scalar(in, "t_carry");
     s.info.lr = state_scalar(in, "lr");
     s.info.step = s.result.steps;
-    s.next_record = static_cast<std::size_t>(state_scalar(in, "next_record"));
+    s.next_record = static_cast<std::size_t>(
+        state_count(in, "next_record", 0, static_cast<long>(spec.record_steps.size())));
     s.seconds_before = state_scalar(in, "seconds");
     return;
   }

@@ -20,6 +20,8 @@ inline void put_scalar(StateMap& state, const std::string& key, double value) {
 const Eigen::MatrixXd& state_entry(const StateMap& state, const std::string& key, Eigen::Index rows,
                                    Eigen::Index cols);
 double state_scalar(const StateMap& state, const std::string& key);
+// A whole number from `lo` to `hi` (a count or a position), checked before it is converted.
+long state_count(const StateMap& state, const std::string& key, long lo, long hi);
 
 // A list of matrices as key.1, key.2, ...; load_list restores into matrices of the same shapes.
 void save_list(StateMap& state, const std::string& key, const std::vector<Eigen::MatrixXd>& list);
