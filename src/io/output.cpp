@@ -259,6 +259,56 @@ std::string foreign_content(const fs::path& dir) {
   return ec ? "cannot be listed (" + ec.message() + ")" : "";
 }
 
+namespace {
+
+// `name` or a temporary sibling of write_file_atomic (".NAME.tmp-PID-N").
+std::string_view strip_temporary(std::string_view name) {
+  if (name.size() > 1 && name.front() == '.') {
+    const auto at = name.rfind(".tmp-");
+    if (at != std::string_view::npos && at > 1) return name.substr(1, at - 1);
+  }
+  return name;
+}
+
+bool run_file_name(std::string_view folder, std::string_view name) {
+  name = strip_temporary(name);
+  if (folder.empty()) {
+    for (std::string_view known :
+         {std::string_view("config.toml"), std::string_view("metrics.csv"),
+          std::string_view("summary.json"), std::string_view("checkpoint.npz"),
+          std::string_view("data_X.npy"), std::string_view("data_Y.npy"), kMarker})
+      if (name == known) return true;
+    return false;
+  }
+  if (folder == "weights")
+    return name.size() > 5 && name.front() == 'W' && name.ends_with(".npy") &&
+           all_digits(name.substr(1, name.size() - 5));
+  return folder == "snapshots" && name.size() > 9 && name.starts_with("step_") &&
+         name.ends_with(".npz") && all_digits(name.substr(5, name.size() - 9));
+}
+
+}  // namespace
+
+std::string foreign_in_run_dir(const fs::path& dir) {
+  std::error_code ec;
+  if (!is_real_dir(dir)) return "is not a directory";
+  for (auto it = fs::recursive_directory_iterator(dir, ec); it != fs::end(it); it.increment(ec)) {
+    if (ec) return "cannot be listed (" + ec.message() + ")";
+    const std::string rel = it->path().lexically_relative(dir).generic_string();
+    const auto status = it->symlink_status(ec);
+    if (fs::is_symlink(status)) return "holds " + rel + ", a symbolic link";
+    const std::string name = it->path().filename().string();
+    bool known = false;
+    if (it.depth() == 0 && fs::is_directory(status))
+      known = name == "weights" || name == "snapshots";
+    else if (fs::is_regular_file(status))
+      known = run_file_name(it.depth() == 0 ? "" : rel.substr(0, rel.find('/')), name) &&
+              it.depth() <= 1;
+    if (!known) return "holds " + rel + ", which is not a file of a dln run";
+  }
+  return ec ? "cannot be listed (" + ec.message() + ")" : "";
+}
+
 void remove_dln_dir(const fs::path& dir) {
   Marker m;
   if (!is_real_dir(dir) || !(read_marker(dir, m) || is_legacy_output(dir)))

@@ -13,6 +13,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "dln/data/idx_images.hpp"
@@ -405,7 +406,9 @@ std::string summary_json(const PreparedRun& run, const RunResult& result) {
 
 bool has_checkpoint_of(const fs::path& dir, const PreparedRun& run) {
   std::error_code ec;
-  if (!io::is_dln_dir(dir) || !fs::is_regular_file(dir / "checkpoint.npz", ec)) return false;
+  if (!io::is_dln_dir(dir) || !fs::is_regular_file(dir / "checkpoint.npz", ec) ||
+      !io::foreign_in_run_dir(dir).empty())
+    return false;
   try {
     return io::read_file((dir / "config.toml").string()) == run.spec.resolved_toml;
   } catch (const InputError&) {
@@ -464,8 +467,10 @@ RunResult write_run(PreparedRun& run, const std::string& dir, RecorderFilter* fi
   const auto& snaps = run.spec.snapshot_steps;
   if (!snaps.empty()) fs::create_directories(root / "snapshots");
   const int digits = static_cast<int>(std::to_string(run.spec.train.optimizer.steps).size());
+  bool unsynced = false;  // snapshots written since the last checkpoint
   auto snapshot = [&](long step) {
     write_layers_npz(root / "snapshots" / fmt::format("step_{:0{}}.npz", step, digits), run.net);
+    unsynced = true;
   };
 
   std::optional<CsvRecorder> recorder;
@@ -516,6 +521,7 @@ RunResult write_run(PreparedRun& run, const std::string& dir, RecorderFilter* fi
         training.result().final_loss));
   };
   auto last_checkpoint = started;
+  bool checkpoints = every != 0;
   long chunk = 1;
   StateMap state;
   while (!training.done()) {
@@ -541,11 +547,21 @@ RunResult write_run(PreparedRun& run, const std::string& dir, RecorderFilter* fi
                      : every < 0 ? std::chrono::duration<double>(now - last_checkpoint).count() >=
                                        kCheckpointSeconds
                                  : false;
-    if (due) {
+    if (due && checkpoints) {
       state.clear();
       training.save(state);
       put_scalar(state, "csv_offset", static_cast<double>(recorder->sync()));
-      io::write_npz(checkpoint.string(), state);
+      if (unsynced) io::sync_tree(root);  // a resumed run does not write them again
+      unsynced = false;
+      try {
+        io::write_npz(checkpoint.string(), state);
+      } catch (const std::runtime_error& e) {
+        // No checkpoint is no reason to lose the run: it goes on without them.
+        if (progress_mode() != ProgressMode::kQuiet)
+          std::fprintf(stderr, "dln: %s: no more checkpoints: %s\n", run.spec.name.c_str(),
+                       e.what());
+        checkpoints = false;
+      }
       last_checkpoint = Clock::now();
     }
   }
@@ -555,7 +571,6 @@ RunResult write_run(PreparedRun& run, const std::string& dir, RecorderFilter* fi
   recorder->close();
   // A run that stopped early has its last state as a snapshot too.
   if (!snaps.empty() && (snaps.back() != result.steps)) snapshot(result.steps);
-  io::remove_dln_file(root, "checkpoint.npz");
 
   for (int l = 0; l < run.net.depth(); ++l)
     io::write_npy((root / "weights" / fmt::format("W{}.npy", l + 1)).string(), run.net.layers[l],
@@ -569,6 +584,8 @@ RunResult write_run(PreparedRun& run, const std::string& dir, RecorderFilter* fi
 
   // Written last: a run directory with a summary.json is finished.
   io::write_file_atomic(root / "summary.json", summary_json(run, result), kDeferred);
+  // Kept until now: a kill before summary.json is on disk resumes from it.
+  io::remove_dln_file(root, "checkpoint.npz");
   io::mark_dir(root, "run", kDeferred);
   return result;
 }
@@ -581,7 +598,15 @@ RunResult run_atomically(PreparedRun& run, const std::string& dir, bool force,
   fs::path tmp;
   if (run.spec.checkpoint_every != 0) {
     tmp = out.sibling(".partial");
-    if (force || !has_checkpoint_of(tmp, run)) io::make_staging_dir(tmp);
+    if (force || !has_checkpoint_of(tmp, run)) {
+      // Replaced only if it holds nothing but what a run of dln's writes there (not a sweep's
+      // partial directory, not a user's file).
+      if (io::is_dln_dir(tmp))
+        if (const std::string why = io::foreign_in_run_dir(tmp); !why.empty())
+          throw InputError(tmp.string(), 0, "",
+                           why + "; dln needs this name for the run's work (move it away)");
+      io::make_staging_dir(tmp);
+    }
   } else {
     tmp = out.fresh_staging();
   }
@@ -591,7 +616,8 @@ RunResult run_atomically(PreparedRun& run, const std::string& dir, bool force,
   } catch (...) {
     // A run that failed keeps its partial directory only if it can be resumed from there.
     std::error_code ec;
-    if (run.spec.checkpoint_every != 0 && !fs::exists(tmp / "checkpoint.npz", ec))
+    if (run.spec.checkpoint_every != 0 && !fs::exists(tmp / "checkpoint.npz", ec) &&
+        io::foreign_in_run_dir(tmp).empty())
       io::remove_dln_dir(tmp);
     throw;
   }
@@ -714,6 +740,9 @@ SweepOutcome run_points(const ConfigFile& config, const std::vector<Point>& poin
         ++outcome.resumed;
       } else if (fs::exists(fs::symlink_status(run_dir, ec)) &&
                  !has_checkpoint_of(run_dir, runs[i])) {
+        if (io::is_dln_dir(run_dir))
+          if (const std::string why = io::foreign_in_run_dir(run_dir); !why.empty())
+            throw InputError(run_dir.string(), 0, "", why + " (move it away)");
         io::make_staging_dir(run_dir);  // an unfinished run (or a torn file): redone
       }
     }
@@ -763,8 +792,11 @@ SweepOutcome run_points(const ConfigFile& config, const std::vector<Point>& poin
       j["unix_time"] =
           std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
               .count();
-      io::write_file_atomic(tmp / "progress.json", j.dump(2) + "\n",
-                            io::Durability::kWithDirectory);
+      try {
+        io::write_file_atomic(tmp / "progress.json", j.dump(2) + "\n",
+                              io::Durability::kWithDirectory);
+      } catch (const std::runtime_error&) {  // a full disk: the runs matter, this does not
+      }
       last_json = now;
     }
   };
@@ -970,6 +1002,8 @@ SweepOutcome select_in(const ConfigFile& config, const std::vector<Point>& grid,
   // order (axes sorted by key, values in the order given).
   std::map<std::string, std::size_t> winner;
   std::vector<std::string> order;
+  std::set<std::string> groups;
+  for (const auto& c : candidates) groups.insert(c.group);
   for (std::size_t k = 0; k < candidates.size(); ++k) {
     const Candidate& c = candidates[k];
     if (!std::isfinite(c.score)) continue;
@@ -980,6 +1014,20 @@ SweepOutcome select_in(const ConfigFile& config, const std::vector<Point>& grid,
       it->second = k;
   }
 
+  // A group without a scored candidate (every rate diverged) has no long run: say so.
+  if (ranks.rank == 0 && progress_mode() != ProgressMode::kQuiet)
+    for (const auto& g : groups)
+      if (!winner.count(g)) {
+        std::string values;
+        for (std::size_t a = 0, at = 0; a < columns.size(); ++a)
+          if (role[a] == Role::kGroup) {
+            const auto end = g.find('\x1f', at);
+            values += (values.empty() ? "" : ", ") + columns[a] + " = " + g.substr(at, end - at);
+            at = end + 1;
+          }
+        std::fprintf(stderr, "dln: select: no candidate of %s kept a finite score; no long run\n",
+                     values.empty() ? "the grid" : values.c_str());
+      }
   // selection.csv: every candidate with its score and whether it won.
   {
     std::string csv;

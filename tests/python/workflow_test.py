@@ -424,6 +424,75 @@ class Checkpoints(unittest.TestCase):
             self.assertEqual(out.returncode, 2)
             self.assertEqual((tmp / "p.partial").read_text(), "mine")
 
+    def killed_with_a_checkpoint(self, cfg, out):
+        p = subprocess.Popen([DLN, "run", str(cfg), "--out", str(out)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        partial = Path(str(out) + ".partial")
+        for _ in range(2000):
+            if (partial / "checkpoint.npz").exists():
+                break
+            time.sleep(0.005)
+        p.kill()
+        p.wait()
+        self.assertTrue((partial / "checkpoint.npz").exists())
+        return partial
+
+    def test_what_dln_did_not_write_in_a_partial_directory_is_never_touched(self):
+        with TempDir() as tmp:
+            cfg = write_config(tmp / "c.toml", LONG.format(kind="gd", lr=0.001, steps=20000,
+                                                           checkpoint=200))
+            # A user's file beside the run's files: no resume, no replacement, kept.
+            partial = self.killed_with_a_checkpoint(cfg, tmp / "a")
+            (partial / "notes.txt").write_text("mine")
+            for extra in ([], ["--force"], ["--set", "optimizer.steps=10"]):
+                out = run_dln("run", cfg, "--out", tmp / "a", *extra)
+                self.assertEqual(out.returncode, 2, extra)
+                self.assertIn("notes.txt", out.stderr)
+                self.assertEqual((partial / "notes.txt").read_text(), "mine")
+            # metrics.csv replaced by a link to a user's file: not followed, not truncated.
+            partial = self.killed_with_a_checkpoint(cfg, tmp / "b")
+            (tmp / "precious.csv").write_text("keep me\n")
+            (partial / "metrics.csv").unlink()
+            (partial / "metrics.csv").symlink_to(tmp / "precious.csv")
+            out = run_dln("run", cfg, "--out", tmp / "b")
+            self.assertEqual(out.returncode, 2)
+            self.assertIn("symbolic link", out.stderr)
+            self.assertEqual((tmp / "precious.csv").read_text(), "keep me\n")
+            # A killed sweep's partial directory is not a run's: `dln run` leaves it alone.
+            sweep = write_config(tmp / "s.toml", LONG.format(kind="gd", lr=0.001, steps=20000,
+                                                             checkpoint=200) +
+                                 '[sweep]\n"optimizer.lr" = [0.001, 0.0005]\n')
+            p = subprocess.Popen([DLN, "sweep", str(sweep), "--out", str(tmp / "c"), "--jobs", "1"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for _ in range(2000):
+                if list((tmp / "c.partial").glob("*/checkpoint.npz")):
+                    break
+                time.sleep(0.005)
+            p.kill()
+            p.wait()
+            out = run_dln("run", cfg, "--out", tmp / "c")
+            self.assertEqual(out.returncode, 2)
+            self.assertIn("c.partial: holds ", out.stderr)
+            self.assertIn("which is not a file of a dln run", out.stderr)
+            self.assertTrue((tmp / "c.partial" / "points.txt").exists())
+            out = run_dln("sweep", sweep, "--out", tmp / "c", "--jobs", "1")
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertIn("resuming", out.stderr)
+
+    def test_a_metrics_file_with_other_columns_is_not_continued(self):
+        with TempDir() as tmp:
+            cfg = write_config(tmp / "c.toml", LONG.format(kind="gd", lr=0.001, steps=20000,
+                                                           checkpoint=200))
+            partial = self.killed_with_a_checkpoint(cfg, tmp / "a")
+            text = (partial / "metrics.csv").read_text()
+            (partial / "metrics.csv").write_text(text.replace("step,loss", "step,other", 1))
+            out = run_dln("run", cfg, "--out", tmp / "a")
+            self.assertEqual(out.returncode, 2)
+            self.assertIn("checkpoint.npz: cannot be continued (metrics.csv was started with "
+                          "other columns); --force starts the run over", out.stderr)
+            out = run_dln("run", cfg, "--out", tmp / "a", "--force")
+            self.assertEqual(out.returncode, 0, out.stderr)
+
     def test_a_sweep_resumes_its_unfinished_runs_from_their_checkpoints(self):
         text = LONG.format(kind="gd", lr=0.001, steps=20000, checkpoint=500) + \
             '[sweep]\n"optimizer.lr" = [0.001, 0.0005]\n'

@@ -56,6 +56,11 @@ std::string foreign_content(const std::filesystem::path& dir);
 // a directory that dln wrote and holds nothing else. InputError naming it otherwise.
 void check_replaceable(const std::filesystem::path& target, bool force);
 
+// "" when every entry of `dir` (a run directory dln is writing, e.g. DIR.partial) is a name dln
+// writes there: config.toml, metrics.csv, summary.json, checkpoint.npz, data_X/Y.npy,
+// weights/W<l>.npy, snapshots/step_<k>.npz, the marker and their temporary siblings, none a
+// symbolic link; otherwise what else it holds.
+std::string foreign_in_run_dir(const std::filesystem::path& dir);
 // Removes a directory tree that dln wrote (it carries the marker); throws std::logic_error for
 // anything else, so that a mistake elsewhere cannot delete a user's files.
 void remove_dln_dir(const std::filesystem::path& dir);

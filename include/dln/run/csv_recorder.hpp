@@ -31,6 +31,7 @@ class CsvRecorder final : public Recorder {
   std::FILE* file_;
   std::vector<char> line_;
   bool header_ = true;
+  std::string written_header_;  // a continued file's first line
 };
 
 }  // namespace dln
