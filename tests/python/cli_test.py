@@ -11,23 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from support import DLN, TempDir, read_metrics, run_dln, toml_list, write_config
-
-SYNTHETIC = """
-name = "{name}"
-seed = 3
-[data]
-source = "synthetic.gaussian_mixture"
-samples = 50
-[model]
-widths = [10, 6, 3]
-[optimizer]
-lr = 0.001
-steps = 40
-[record]
-every = 10
-"""
-
+from support import SYNTHETIC, DLN, TempDir, read_metrics, run_dln, toml_list, write_config
 
 def npy_problem(tmp, n=30, d=4, k=2, seed=0):
     rng = np.random.default_rng(seed)

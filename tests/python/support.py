@@ -8,6 +8,22 @@ import numpy as np
 
 DLN = os.environ.get("DLN", "dln")
 
+# A small run on Basu et al.'s mixture (format with name=...), shared by the suites.
+SYNTHETIC = """
+name = "{name}"
+seed = 3
+[data]
+source = "synthetic.gaussian_mixture"
+samples = 50
+[model]
+widths = [10, 6, 3]
+[optimizer]
+lr = 0.001
+steps = 40
+[record]
+every = 10
+"""
+
 
 def run_dln(*args, cwd=None):
     """Runs dln with the given arguments; returns the CompletedProcess (text mode)."""

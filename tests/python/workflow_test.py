@@ -15,25 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from support import DLN, TempDir, read_metrics, run_dln, write_config
+from support import SYNTHETIC, DLN, TempDir, read_metrics, run_dln, write_config
 
 ROOT = Path(__file__).resolve().parents[2]
-
-SYNTHETIC = """
-name = "{name}"
-seed = 3
-[data]
-source = "synthetic.gaussian_mixture"
-samples = 50
-[model]
-widths = [10, 6, 3]
-[optimizer]
-lr = 0.001
-steps = 40
-[record]
-every = 10
-"""
-
 
 def table(path):
     with open(path, newline="", encoding="utf-8") as f:
