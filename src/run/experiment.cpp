@@ -404,6 +404,10 @@ std::string summary_json(const PreparedRun& run, const RunResult& result) {
   return summary.dump(2) + "\n";
 }
 
+namespace {
+
+// Whether `dir` holds a checkpoint of `run` (the same resolved config) that write_run
+// continues, and nothing but a run's own files.
 bool has_checkpoint_of(const fs::path& dir, const PreparedRun& run) {
   std::error_code ec;
   if (!io::is_dln_dir(dir) || !fs::is_regular_file(dir / "checkpoint.npz", ec) ||
@@ -416,7 +420,15 @@ bool has_checkpoint_of(const fs::path& dir, const PreparedRun& run) {
   }
 }
 
-namespace {
+// Makes `dir` a fresh staging directory for a run. An existing one of dln's is replaced only
+// if it holds nothing but what a run writes there (not a sweep's partial directory, not a
+// user's file); InputError naming what else it holds otherwise.
+void restage_run_dir(const fs::path& dir) {
+  if (io::is_dln_dir(dir))
+    if (const std::string why = io::foreign_in_run_dir(dir); !why.empty())
+      throw InputError(dir.string(), 0, "", why + " (move it away)");
+  io::make_staging_dir(dir);
+}
 
 // A checkpoint's state, or nothing when it cannot be read (the run then starts over).
 std::optional<StateMap> read_checkpoint(const fs::path& path) {
@@ -450,15 +462,18 @@ RunResult write_run(PreparedRun& run, const std::string& dir, RecorderFilter* fi
   // A checkpoint of this very run (the same resolved config) is continued.
   std::optional<StateMap> resume;
   if (has_checkpoint_of(root, run)) resume = read_checkpoint(checkpoint);
+  auto cannot_continue = [&](const std::exception& e) {
+    return InputError(
+        checkpoint.string(), 0, "",
+        std::string("cannot be continued (") + e.what() + "); --force starts the run over");
+  };
   long csv_offset = 0;
   if (resume) {
     try {
       csv_offset = state_count(*resume, "csv_offset", 0,
                                static_cast<long>(fs::file_size(root / "metrics.csv")));
     } catch (const std::exception& e) {
-      throw InputError(
-          checkpoint.string(), 0, "",
-          std::string("cannot be continued (") + e.what() + "); --force starts the run over");
+      throw cannot_continue(e);
     }
   } else {
     fs::create_directories(root / "weights");
@@ -488,9 +503,7 @@ RunResult write_run(PreparedRun& run, const std::string& dir, RecorderFilter* fi
     made.emplace(*run.problem, run.net, run.spec.train, first, resume ? &*resume : nullptr);
   } catch (const std::runtime_error& e) {
     if (!resume) throw;
-    throw InputError(
-        checkpoint.string(), 0, "",
-        std::string("cannot be continued (") + e.what() + "); --force starts the run over");
+    throw cannot_continue(e);
   }
   Training& training = *made;
   if (resume && progress_mode() != ProgressMode::kQuiet)
@@ -598,15 +611,7 @@ RunResult run_atomically(PreparedRun& run, const std::string& dir, bool force,
   fs::path tmp;
   if (run.spec.checkpoint_every != 0) {
     tmp = out.sibling(".partial");
-    if (force || !has_checkpoint_of(tmp, run)) {
-      // Replaced only if it holds nothing but what a run of dln's writes there (not a sweep's
-      // partial directory, not a user's file).
-      if (io::is_dln_dir(tmp))
-        if (const std::string why = io::foreign_in_run_dir(tmp); !why.empty())
-          throw InputError(tmp.string(), 0, "",
-                           why + "; dln needs this name for the run's work (move it away)");
-      io::make_staging_dir(tmp);
-    }
+    if (force || !has_checkpoint_of(tmp, run)) restage_run_dir(tmp);
   } else {
     tmp = out.fresh_staging();
   }
@@ -740,10 +745,7 @@ SweepOutcome run_points(const ConfigFile& config, const std::vector<Point>& poin
         ++outcome.resumed;
       } else if (fs::exists(fs::symlink_status(run_dir, ec)) &&
                  !has_checkpoint_of(run_dir, runs[i])) {
-        if (io::is_dln_dir(run_dir))
-          if (const std::string why = io::foreign_in_run_dir(run_dir); !why.empty())
-            throw InputError(run_dir.string(), 0, "", why + " (move it away)");
-        io::make_staging_dir(run_dir);  // an unfinished run (or a torn file): redone
+        restage_run_dir(run_dir);  // an unfinished run (or a torn file): redone
       }
     }
   });
@@ -1002,8 +1004,6 @@ SweepOutcome select_in(const ConfigFile& config, const std::vector<Point>& grid,
   // order (axes sorted by key, values in the order given).
   std::map<std::string, std::size_t> winner;
   std::vector<std::string> order;
-  std::set<std::string> groups;
-  for (const auto& c : candidates) groups.insert(c.group);
   for (std::size_t k = 0; k < candidates.size(); ++k) {
     const Candidate& c = candidates[k];
     if (!std::isfinite(c.score)) continue;
@@ -1015,19 +1015,19 @@ SweepOutcome select_in(const ConfigFile& config, const std::vector<Point>& grid,
   }
 
   // A group without a scored candidate (every rate diverged) has no long run: say so.
-  if (ranks.rank == 0 && progress_mode() != ProgressMode::kQuiet)
-    for (const auto& g : groups)
-      if (!winner.count(g)) {
-        std::string values;
-        for (std::size_t a = 0, at = 0; a < columns.size(); ++a)
-          if (role[a] == Role::kGroup) {
-            const auto end = g.find('\x1f', at);
-            values += (values.empty() ? "" : ", ") + columns[a] + " = " + g.substr(at, end - at);
-            at = end + 1;
-          }
-        std::fprintf(stderr, "dln: select: no candidate of %s kept a finite score; no long run\n",
-                     values.empty() ? "the grid" : values.c_str());
-      }
+  if (ranks.rank == 0 && progress_mode() != ProgressMode::kQuiet) {
+    std::set<std::string> named;
+    for (const auto& c : candidates) {
+      if (winner.count(c.group) || !named.insert(c.group).second) continue;
+      std::string values;
+      for (std::size_t a = 0; a < columns.size(); ++a)
+        if (role[a] == Role::kGroup)
+          values +=
+              (values.empty() ? "" : ", ") + columns[a] + " = " + grid[c.points.front()].labels[a];
+      std::fprintf(stderr, "dln: select: no candidate of %s kept a finite score; no long run\n",
+                   values.empty() ? "the grid" : values.c_str());
+    }
+  }
   // selection.csv: every candidate with its score and whether it won.
   {
     std::string csv;

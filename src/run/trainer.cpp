@@ -164,10 +164,9 @@ long Training::advance(long n) {
     }
     s.info.lr = s.next_lr();
     const bool stop = s.check_stop(s.cache.loss());
+    // A continuous-time step goes from one record time to the next (every is 1): always due.
     bool due = s.result.steps == s.steps;
-    if (s.continuous) {
-      due = true;  // a continuous-time step goes from one record time to the next
-    } else if (s.spec.record_steps.empty()) {
+    if (s.spec.record_steps.empty()) {
       due = due || s.result.steps % s.every == 0;
     } else {
       const auto& at = s.spec.record_steps;

@@ -47,9 +47,6 @@ void check_output_dir(const std::string& dir, bool force);
 std::string summary_json(const PreparedRun& run, const RunResult& result);
 
 // A filter, if given, sees every row first and passes it on to metrics.csv.
-// A directory holding a checkpoint of `run` (the same resolved config), which write_run
-// continues.
-bool has_checkpoint_of(const std::filesystem::path& dir, const PreparedRun& run);
 // With `progress`, a progress line in the process's mode (set_progress_mode).
 RunResult write_run(PreparedRun& run, const std::string& dir, RecorderFilter* filter = nullptr,
                     bool progress = false);
