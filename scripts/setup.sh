@@ -10,7 +10,7 @@ packages=(
   libeigen3-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev libfmt-dev zlib1g-dev
   libboost-dev liblinear-dev libblas-dev libopenmpi-dev openmpi-bin
   googletest libgtest-dev libbenchmark-dev
-  python3-numpy python3-matplotlib python3-torch python3-sklearn
+  python3-numpy python3-matplotlib python3-torch python3-sklearn libtorch-dev
   pybind11-dev python3-pybind11 python3-dev python3-pandas python3-pytest python3-venv python3-pip
   python3-nbclient python3-nbformat python3-ipykernel
   libopenblas0-pthread

@@ -280,7 +280,7 @@ int main(int argc, char** argv) {
   auto* verify_cmd =
       app.add_subcommand("verify", "Check the theory numerically; exit 0 iff all pass");
   verify_cmd->add_flag("--quick", quick, "Smaller settings (under 10 s)");
-  verify_cmd->add_option("--check", check_id, "Run only this check (1-11)")
+  verify_cmd->add_option("--check", check_id, "Run only this check (by number)")
       ->check(CLI::Range(1, static_cast<int>(dln::verify_checks().size())));
 
   std::string repro_name;

@@ -186,7 +186,8 @@ def _read_csv(path):
 
 def _read_weights(path):
     files = glob.glob(os.path.join(path, "weights", "W*.npy"))
-    files.sort(key=lambda f: int(re.sub(r"\D", "", os.path.basename(f)) or 0))
+    # W1 ... WL, or an overparameterised net's factors W1_1, W1_2, ... in order.
+    files.sort(key=lambda f: [int(x) for x in re.findall(r"\d+", os.path.basename(f))])
     return [np.load(f, allow_pickle=False) for f in files]
 
 

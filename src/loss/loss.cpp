@@ -10,6 +10,10 @@ const Registry& loss_registry() {
       {"l2", "lp with p = 2: c (1/2) ||W_e X - Y||_F^2", {}},
       {"logistic", "c sum log(1 + exp(-y y^)) over the margins, labels -1/+1", {}},
       {"exponential", "c sum exp(-y y^) over the margins, labels -1/+1", {}},
+      {"cross_entropy",
+       "c sum_i -sum_j y_ij log softmax(y^_i)_j: softmax cross-entropy on one-hot targets "
+       "(torch engine)",
+       {}},
   };
   return registry;
 }

@@ -222,6 +222,10 @@ const Registry& optimizer_registry() {
       {"gd",
        "full-batch gradient descent, every layer at once (or one at a time: round_robin)",
        {"optimizer.round_robin"}},
+      {"sgd",
+       "stochastic gradient descent on mini-batches of optimizer.batch_size samples, a seeded "
+       "permutation per epoch (torch engine)",
+       {}},
       {"momentum", "heavy-ball momentum: v <- mu v + g, W <- W - lr v", {"optimizer.momentum"}},
       {"nesterov",
        "Nesterov momentum: v <- mu v + g, W <- W - lr (g + mu v)",

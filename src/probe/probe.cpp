@@ -2,6 +2,7 @@
 
 #include <stdexcept>
 
+#include "dln/nonlinear/torch_engine.hpp"
 #include "dln/probe/alignment.hpp"
 #include "dln/probe/kernel.hpp"
 #include "dln/probe/rate.hpp"
@@ -151,6 +152,37 @@ const Registry& probe_registry() {
       {"grad_fro", "grad_fro.l = ||dL/dW_l||_F per layer", {}},
       {"dist_opt", "||W_e - W_*||_F to the minimum-norm least-squares solution (l2 only)", {}},
       {"time", "wall seconds since the run started", {}},
+      {"loss_data", "the loss without the L2 regulariser (torch engine)", {}},
+      {"reg", "the L2 regulariser lambda/2 sum_l ||W_l||_F^2 (torch engine)", {}},
+      {"accuracy",
+       "fraction of training samples classified right: argmax of the outputs = argmax of the "
+       "targets (k = 1: equal signs) (torch engine)",
+       {}},
+      {"test_accuracy", "accuracy on the held-out split (torch engine)", {}},
+      {"growth_mismatch",
+       "growth_mismatch.l = ||d/dt(W_{l+1}^T W_{l+1}) - d/dt(W_l W_l^T)||_F with dW/dt = -grad, "
+       "per adjacent pair (Basu et al.'s Conjecture 4; torch engine)",
+       {}},
+      {"neuron_balance",
+       "neuron_balance.l = max_j |q_j(t) - q_j(0)|, q_j = ||w_in_j||^2 (+ b_j^2) - "
+       "||w_out_j||^2 over the hidden units j of layer l (Du, Hu & Lee; torch engine)",
+       {}},
+      {"active",
+       "active.l = fraction of (sample, unit) pre-activations > 0 in hidden layer l "
+       "(torch engine)",
+       {}},
+      {"pattern_flips",
+       "pattern_flips.l = fraction of (sample, unit) activations of hidden layer l that changed "
+       "since the last record (torch engine)",
+       {}},
+      {"pattern_agreement",
+       "pattern_agreement.l = fraction of same-label sample pairs whose activation patterns D_l "
+       "are identical (Basu et al.'s alpha_l; torch engine)",
+       {}},
+      {"partial",
+       "partial.l.s = ||D_{l,s} W_l||_F, the partial norm of (26) for sample s = 1 ... "
+       "record.partial_samples (torch engine)",
+       {}},
       {"t", "continuous time: the sum of the learning rates so far (eta * step), or flow time", {}},
       {"e2e_dev",
        "||dW_e(GD step) - dW_e(end-to-end equation)||_F / ||dW_e(GD step)||_F at the current "
@@ -230,6 +262,8 @@ std::unique_ptr<Probe> make_probe(const std::string& name, const ProbeOptions& o
 
 std::string probe_unavailable(const std::string& name, const Problem& problem,
                               const std::string& optimizer_kind, bool end_to_end) {
+  if (is_nonlinear_probe(name))
+    return "probe '" + name + "' is measured by the torch engine (model.engine = \"torch\")";
   if (name == "e2e_dev" && (end_to_end || optimizer_kind == "flow" || optimizer_kind == "agd"))
     return "probe 'e2e_dev' compares a discrete step of the layers with the end-to-end "
            "equation; it needs optimizer.kind gd, momentum or nesterov";

@@ -256,8 +256,14 @@ py::dict run(const Config& config, const std::optional<std::string>& out, bool f
   prepared.spec.train.threads = jobs.value_or(default_jobs());
   if (prepared.spec.train.threads < 1) throw py::value_error("jobs must be at least 1");
 
+  const bool torch = prepared.spec.model.engine == "torch";
+  if (torch && (!callback.is_none() || !metric_names.empty()))
+    throw py::value_error(
+        "callback and metrics read the weights of the native linear engine; this run is on the "
+        "torch engine (record its probes, or load the run's weights afterwards)");
   PythonFilter filter(prepared.net, std::move(callback), std::move(metric_names),
                       std::move(metric_fns));
+  py::list weights;
   MemoryRecorder memory(dln::expected_records(prepared.spec.train));
   dln::RunResult result;
   bool failed = false;
@@ -268,7 +274,14 @@ py::dict run(const Config& config, const std::optional<std::string>& out, bool f
         result = dln::run_atomically(prepared, dir, force, &filter);
       } else {
         filter.set_next(&memory);
-        result = dln::train(*prepared.problem, prepared.net, prepared.spec.train, &filter);
+        auto session = dln::start_session(prepared, &filter);
+        session->advance(session->total_steps());
+        result = session->finish();
+        if (torch) {
+          py::gil_scoped_acquire gil;
+          for (const auto& [name, m] : session->parameters())
+            if (name[0] == 'W') weights.append(to_numpy(m));
+        }
       }
     } catch (const CallbackFailed&) {
       failed = true;
@@ -280,7 +293,7 @@ py::dict run(const Config& config, const std::optional<std::string>& out, bool f
   answer["status"] = dln::status_name(result.status);
   answer["summary"] = dln::summary_json(prepared, result);
   answer["config"] = prepared.spec.resolved_toml;
-  answer["weights"] = weights_list(prepared.net);
+  answer["weights"] = torch ? weights : weights_list(prepared.net);
   answer["path"] = out ? py::object(py::str(dir)) : py::object(py::none());
   if (!out) {
     answer["columns"] = memory.columns();
@@ -327,6 +340,10 @@ class Trainer {
         memory_(dln::expected_records(prepared_.spec.train)) {
     prepared_.spec.train.threads = jobs.value_or(1);
     if (prepared_.spec.train.threads < 1) throw py::value_error("jobs must be at least 1");
+    if (prepared_.spec.model.engine == "torch")
+      throw py::value_error(
+          "dln.Trainer steps the native linear engine; this config runs on the "
+          "torch engine (use dln.run)");
     training_ = std::make_unique<dln::Training>(*prepared_.problem, prepared_.net,
                                                 prepared_.spec.train, &memory_);
     // The probes measure() uses by default: its own set, so that measuring by hand leaves the

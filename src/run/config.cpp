@@ -143,6 +143,23 @@ const std::vector<KeySpec>& config_schema() {
        "every hidden width model.width (0: model.widths gives the layers).",
        ""},
       {"model.width", T::kInt, "0", "With model.depth >= 2: the width of every hidden layer.", ""},
+      {"model.engine", T::kString, "\"auto\"",
+       "native (the exact linear engine), torch (the nonlinear engine on libtorch), or auto: "
+       "torch when a key below asks for what only it does (relu, bias, overparam, "
+       "cross_entropy, loss.l2, sgd, batch_size, weight_decay, a nonlinear probe), else native.",
+       ""},
+      {"model.activation", T::kString, "\"linear\"",
+       "linear or relu (between layers, not after the last); relu runs on the torch engine.", ""},
+      {"model.bias", T::kBool, "false", "A bias vector per layer (torch engine; starts at 0).", ""},
+      {"model.overparam", T::kInt, "1",
+       "Every weight matrix a product of this many factors (torch engine; Arora et al.'s "
+       "overparameterisation).",
+       ""},
+      {"model.overparam_width", T::kInt, "0",
+       "The inner width of the factors (0: max(in, out) of the layer).", ""},
+      {"model.arch", T::kString, "\"mlp\"", "mlp (the layers of model.widths).", ""},
+      {"model.dtype", T::kString, "\"float64\"",
+       "The torch engine's floating type: float64 or float32 (the native engine is float64).", ""},
       {"init.scheme", T::kString, "\"glorot_normal\"", "Initialiser (`dln list inits`).", ""},
       {"init.seed", T::kInt, "(seed)", "Seed of the initial weights.",
        "init.scheme=glorot_normal|glorot_uniform|he|normal|orthogonal|identity|balanced|saxe"},
@@ -164,8 +181,14 @@ const std::vector<KeySpec>& config_schema() {
        "constant: the value of every entry, one for all layers or one per layer.",
        "init.scheme=constant"},
       {"loss.kind", T::kString, "\"lp\"",
-       "lp; l2 (lp with p = 2); logistic or exponential (margin losses, labels -1/+1).", ""},
+       "lp; l2 (lp with p = 2); logistic or exponential (margin losses, labels -1/+1); "
+       "cross_entropy (softmax cross-entropy on one-hot targets, torch engine).",
+       ""},
       {"loss.p", T::kFloat, "2.0", "Exponent p >= 1 of (1/p) sum |r|^p.", "loss.kind=lp"},
+      {"loss.l2", T::kFloat, "0.0",
+       "L2 regulariser lambda/2 sum_l ||W_l||_F^2 added to the loss (torch engine; on an "
+       "overparameterised layer, on the product of its factors).",
+       ""},
       {"loss.reduction", T::kString, "\"mean\"",
        "mean divides the sum over samples and outputs by n (samples); sum does not.", ""},
       {"loss.path", T::kString, "\"auto\"",
@@ -179,6 +202,16 @@ const std::vector<KeySpec>& config_schema() {
        "gd: update one layer at a time (W_1 first), each with its gradient at the weights the "
        "previous update left.",
        "optimizer.kind=gd"},
+      {"optimizer.batch_size", T::kInt, "0",
+       "Samples per step, drawn without replacement from a seeded permutation of the data each "
+       "epoch (the last batch of an epoch may be smaller); 0: the whole data set.",
+       "optimizer.kind=sgd|momentum|nesterov|adam"},
+      {"optimizer.seed", T::kInt, "(seed)", "Seed of the per-epoch permutations.",
+       "optimizer.kind=sgd|momentum|nesterov|adam"},
+      {"optimizer.weight_decay", T::kFloat, "0.0",
+       "Adds weight_decay x W to every parameter's gradient (PyTorch's weight_decay; torch "
+       "engine).",
+       "optimizer.kind=gd|sgd|momentum|nesterov|adam"},
       {"optimizer.momentum", T::kFloat, "0.9", "Momentum coefficient mu in [0, 1).",
        "optimizer.kind=momentum|nesterov"},
       {"optimizer.beta1", T::kFloat, "0.9", "adam: decay of the first moment, in [0, 1).",
@@ -238,6 +271,8 @@ const std::vector<KeySpec>& config_schema() {
        "Also write the training data (after preprocessing) as data_X.npy (n, d) and data_Y.npy "
        "(n, k) into the run directory, for figures of the data.",
        ""},
+      {"record.partial_samples", T::kInt, "3",
+       "partial: the number of samples (the first ones) whose partial norms are recorded.", ""},
       {"record.slope_window", T::kInt, "20",
        "loglog_slope: the number of most recent recorded rows the slope is fitted over.", ""},
       {"record.eigs", T::kInt, "2",
@@ -1202,13 +1237,17 @@ RunSpec resolve(const ConfigFile& config,
   }
   if (r.count("init.paths")) {
     for (const auto& p : strings("init.paths")) init.paths.push_back(path_of("init.paths", p));
-    if (init.paths.size() != spec.widths.size() - 1)
+    // One file per weight matrix: per factor of an overparameterised layer.
+    const auto factors =
+        (spec.widths.size() - 1) *
+        static_cast<std::size_t>(std::clamp<std::int64_t>(integer("model.overparam"), 1, 16));
+    if (init.paths.size() != factors)
       throw fail("init.paths", "has " + std::to_string(init.paths.size()) + " files for " +
-                                   std::to_string(spec.widths.size() - 1) + " layers");
+                                   std::to_string(factors) + " weight matrices");
   }
 
   // [loss]
-  one_of("loss.kind", {"lp", "l2", "logistic", "exponential"});
+  one_of("loss.kind", {"lp", "l2", "logistic", "exponential", "cross_entropy"});
   spec.loss.kind = str("loss.kind");
   if (spec.loss.kind == "lp") {
     spec.loss.p = num("loss.p");
@@ -1221,6 +1260,8 @@ RunSpec resolve(const ConfigFile& config,
   spec.loss.path = str("loss.path");
   const bool l2 = (spec.loss.kind == "lp" || spec.loss.kind == "l2") && spec.loss.p == 2.0;
   if (spec.loss.path == "stats" && !l2) throw fail("loss.path", "stats needs the l2 loss (p = 2)");
+  spec.loss.l2 = num("loss.l2");
+  if (!(spec.loss.l2 >= 0) || !std::isfinite(spec.loss.l2)) throw fail("loss.l2", "must be >= 0");
 
   // [optimizer]
   OptimizerSpec& o = spec.train.optimizer;
@@ -1259,6 +1300,17 @@ RunSpec resolve(const ConfigFile& config,
     if (std::isnan(o.eps)) o.eps = o.kind == "adagrad" ? 1e-10 : 1e-8;  // PyTorch's defaults
     if (!(o.eps >= 0) || !std::isfinite(o.eps)) throw fail("optimizer.eps", "must be >= 0");
     r.at("optimizer.eps").value = o.eps;  // the resolved config names the value used
+  }
+  if (r.count("optimizer.batch_size"))
+    o.batch_size = static_cast<long>(int_in("optimizer.batch_size", 0, kMaxCount));
+  if (r.count("optimizer.seed")) {
+    if (integer("optimizer.seed") < 0) throw fail("optimizer.seed", "must be >= 0");
+    o.shuffle_seed = derive_seed(static_cast<std::uint64_t>(integer("optimizer.seed")), "batches");
+  }
+  if (r.count("optimizer.weight_decay")) {
+    o.weight_decay = num("optimizer.weight_decay");
+    if (!(o.weight_decay >= 0) || !std::isfinite(o.weight_decay))
+      throw fail("optimizer.weight_decay", "must be >= 0");
   }
   if (r.count("optimizer.momentum")) {
     o.momentum = num("optimizer.momentum");
@@ -1364,6 +1416,63 @@ RunSpec resolve(const ConfigFile& config,
   spec.train.stop.diverge_factor = num("stop.diverge_factor");
   if (!(spec.train.stop.diverge_factor > 1)) throw fail("stop.diverge_factor", "must be > 1");
   spec.train.stop.rise = boolean("stop.rise");
+
+  // [model] beyond the widths, and the engine that runs it.
+  ModelSpec& m = spec.model;
+  one_of("model.engine", {"auto", "native", "torch"});
+  one_of("model.activation", {"linear", "relu"});
+  one_of("model.arch", {"mlp"});
+  one_of("model.dtype", {"float64", "float32"});
+  m.activation = str("model.activation");
+  m.arch = str("model.arch");
+  m.dtype = str("model.dtype");
+  m.bias = boolean("model.bias");
+  m.overparam = static_cast<int>(int_in("model.overparam", 1, 16));
+  m.overparam_width = static_cast<int>(int_in("model.overparam_width", 0, kMaxCount));
+  spec.partial_samples = static_cast<int>(int_in("record.partial_samples", 1, 1000));
+  // The first key (in schema order) that only the torch engine serves, for auto and messages.
+  std::string needs_torch;
+  auto wants = [&](bool yes, const std::string& key) {
+    if (yes && needs_torch.empty()) needs_torch = key;
+  };
+  wants(m.activation != "linear", "model.activation");
+  wants(m.bias, "model.bias");
+  wants(m.overparam > 1, "model.overparam");
+  wants(m.dtype != "float64", "model.dtype");
+  wants(spec.loss.kind == "cross_entropy", "loss.kind");
+  wants(spec.loss.l2 > 0, "loss.l2");
+  wants(o.kind == "sgd", "optimizer.kind");
+  wants(o.batch_size > 0, "optimizer.batch_size");
+  wants(o.weight_decay > 0, "optimizer.weight_decay");
+  for (const auto& p : spec.train.probes) wants(is_nonlinear_probe(p), "record.probes");
+  const std::string& engine = str("model.engine");
+  m.engine = engine == "auto" ? (needs_torch.empty() ? "native" : "torch") : engine;
+  if (m.engine == "native" && !needs_torch.empty())
+    throw fail(needs_torch, "needs the torch engine (model.engine = \"native\" is set)");
+  if (m.engine == "torch") {
+    static const std::set<std::string> kinds = {"gd", "sgd", "momentum", "nesterov", "adam"};
+    if (!kinds.count(o.kind))
+      throw fail("optimizer.kind", "the torch engine runs gd, sgd, momentum, nesterov and adam; '" +
+                                       o.kind + "' runs on the native linear engine only");
+    if (!(spec.loss.kind == "cross_entropy" || l2))
+      throw fail("loss.kind", "the torch engine's losses are l2 and cross_entropy");
+    if (o.schedule.kind != "constant")
+      throw fail("optimizer.schedule", "the torch engine runs a constant rate");
+    if (!given.count("record.probes")) {
+      // The linear default without its end-to-end probe (not defined across a ReLU).
+      auto& probes = spec.train.probes;
+      probes.erase(std::remove(probes.begin(), probes.end(), "e2e_fro"), probes.end());
+      r.at("record.probes").value = probes;
+    }
+    for (const auto& p : spec.train.probes)
+      if (!torch_engine_measures(p))
+        throw fail("record.probes", "probe '" + p +
+                                        "' is measured by the native linear engine only; the "
+                                        "torch engine records loss, loss_data, reg, accuracy, "
+                                        "test_loss, test_accuracy, fro, spectral, grad_fro, "
+                                        "balance, growth_mismatch, neuron_balance, active, "
+                                        "pattern_flips, pattern_agreement, partial, time, t");
+  }
 
   // The resolved config, every default filled in and paths made absolute.
   toml::table out;

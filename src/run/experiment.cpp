@@ -363,10 +363,42 @@ PreparedRun prepare(const RunSpec& spec, ProblemCache* cache) {
     if (auto why = agd_unavailable(run.spec.widths, p); !why.empty())
       throw spec.error_at("optimizer.kind", why);
   for (const auto& name : spec.train.probes)
-    if (auto why = probe_unavailable(name, p, spec.train.optimizer.kind,
-                                     trains_end_to_end(spec.train.optimizer));
+    if (auto why = spec.model.engine == "torch"
+                       ? std::string()
+                       : probe_unavailable(name, p, spec.train.optimizer.kind,
+                                           trains_end_to_end(spec.train.optimizer));
         !why.empty())
       throw spec.error_at("record.probes", why);
+  if (spec.model.engine == "torch") {
+    if (spec.loss.kind == "cross_entropy" &&
+        (p.targets() < 2 || !((p.data().Y.array() == 0.0) || (p.data().Y.array() == 1.0)).all() ||
+         !(p.data().Y.colwise().sum().array() == 1.0).all()))
+      throw spec.error_at("loss.kind",
+                          "cross_entropy needs one-hot targets of k >= 2 classes (data.labels = "
+                          "\"onehot\")");
+    for (const auto& name : spec.train.probes)
+      if ((name == "test_loss" || name == "test_accuracy") && !p.data().has_test())
+        throw spec.error_at("record.probes", "probe '" + name +
+                                                 "' needs a held-out split (data.test_fraction "
+                                                 "for mnist_json, data.test_path for idx)");
+    if (const std::string why = torch_engine_unavailable(); !why.empty())
+      throw spec.error_at("model.engine", why);
+    // The layers' factors as one chain, initialised as the linear engine would a net of these
+    // widths (so that a net of one factor per layer starts where the native engine does).
+    std::vector<int> chain = {run.spec.widths.front()};
+    for (std::size_t l = 0; l + 1 < run.spec.widths.size(); ++l) {
+      const auto f = factor_widths(run.spec.widths[l], run.spec.widths[l + 1], spec.model);
+      chain.insert(chain.end(), f.begin() + 1, f.end());
+    }
+    if (spec.init.scheme == "npy" && spec.init.paths.size() != chain.size() - 1)
+      throw spec.error_at("init.paths", fmt::format("has {} files for {} factors",
+                                                    spec.init.paths.size(), chain.size() - 1));
+    at_key(spec, "model.overparam",
+           [&] { io::require_memory(3 * net_bytes(chain), "the factors of this net", ""); });
+    run.net = at_key(spec, spec.init.scheme == "npy" ? "init.paths" : "init.scheme",
+                     [&] { return initialize(chain, spec.init, &p.sigma_yx()); });
+    return run;
+  }
   run.net = at_key(spec, spec.init.scheme == "npy" ? "init.paths" : "init.scheme",
                    [&] { return initialize(run.spec.widths, spec.init, &p.sigma_yx()); });
   if (trains_end_to_end(spec.train.optimizer)) {
@@ -392,6 +424,7 @@ std::string summary_json(const PreparedRun& run, const RunResult& result) {
   summary["t"] = result.time;
   if (result.evaluations > 0) summary["evaluations"] = result.evaluations;
   summary["seed"] = run.spec.seed;
+  summary["engine"] = run.spec.model.engine;
   summary["widths"] = run.spec.widths;
   summary["sigma_yx_fro"] = run.problem->sigma_yx().norm();
   summary["dln_version"] = kVersion;
@@ -441,9 +474,9 @@ std::optional<StateMap> read_checkpoint(const fs::path& path) {
   }
 }
 
-void write_layers_npz(const fs::path& path, const LinearNet& net) {
+void write_layers_npz(const fs::path& path, const Session& session) {
   std::map<std::string, Eigen::MatrixXd> layers;
-  for (int l = 0; l < net.depth(); ++l) layers[fmt::format("W{}", l + 1)] = net.layers[l];
+  for (auto& [name, m] : session.parameters()) layers[name] = std::move(m);
   io::write_npz(path.string(), layers, io::Durability::kWithDirectory);
 }
 
@@ -451,6 +484,26 @@ using Clock = std::chrono::steady_clock;
 constexpr double kCheckpointSeconds = 60.0;  // record.checkpoint_every = "auto"
 
 }  // namespace
+
+std::unique_ptr<Session> start_session(PreparedRun& run, Recorder* recorder,
+                                       const StateMap* resume) {
+  if (run.spec.model.engine != "torch")
+    return std::make_unique<Training>(*run.problem, run.net, run.spec.train, recorder, resume);
+  TorchRunArgs a;
+  a.data = &run.problem->data();
+  a.widths = run.spec.widths;
+  a.model = run.spec.model;
+  a.loss = run.spec.loss.kind == "cross_entropy" ? "cross_entropy" : "l2";
+  a.mean = run.spec.loss.reduction == Reduction::kMean;
+  a.l2 = run.spec.loss.l2;
+  a.train = run.spec.train;
+  a.shuffle_seed = run.spec.train.optimizer.shuffle_seed;
+  a.partial_samples = run.spec.partial_samples;
+  a.init = run.net.layers;
+  a.recorder = recorder;
+  a.resume = resume;
+  return make_torch_session(a);
+}
 
 RunResult write_run(PreparedRun& run, const std::string& dir, RecorderFilter* filter,
                     bool progress) {
@@ -483,8 +536,9 @@ RunResult write_run(PreparedRun& run, const std::string& dir, RecorderFilter* fi
   if (!snaps.empty()) fs::create_directories(root / "snapshots");
   const int digits = static_cast<int>(std::to_string(run.spec.train.optimizer.steps).size());
   bool unsynced = false;  // snapshots written since the last checkpoint
+  std::unique_ptr<Session> made;
   auto snapshot = [&](long step) {
-    write_layers_npz(root / "snapshots" / fmt::format("step_{:0{}}.npz", step, digits), run.net);
+    write_layers_npz(root / "snapshots" / fmt::format("step_{:0{}}.npz", step, digits), *made);
     unsynced = true;
   };
 
@@ -498,14 +552,15 @@ RunResult write_run(PreparedRun& run, const std::string& dir, RecorderFilter* fi
     filter->set_next(&*recorder);
     first = filter;
   }
-  std::optional<Training> made;
   try {
-    made.emplace(*run.problem, run.net, run.spec.train, first, resume ? &*resume : nullptr);
+    made = start_session(run, first, resume ? &*resume : nullptr);
+  } catch (const InputError&) {
+    throw;
   } catch (const std::runtime_error& e) {
     if (!resume) throw;
     throw cannot_continue(e);
   }
-  Training& training = *made;
+  Session& training = *made;
   if (resume && progress_mode() != ProgressMode::kQuiet)
     std::fprintf(stderr, "dln: %s: resuming from its checkpoint at step %ld\n",
                  run.spec.name.c_str(), training.steps());
@@ -585,9 +640,8 @@ RunResult write_run(PreparedRun& run, const std::string& dir, RecorderFilter* fi
   // A run that stopped early has its last state as a snapshot too.
   if (!snaps.empty() && (snaps.back() != result.steps)) snapshot(result.steps);
 
-  for (int l = 0; l < run.net.depth(); ++l)
-    io::write_npy((root / "weights" / fmt::format("W{}.npy", l + 1)).string(), run.net.layers[l],
-                  kDeferred);
+  for (const auto& [name, m] : training.parameters())
+    io::write_npy((root / "weights" / (name + ".npy")).string(), m, kDeferred);
   if (run.spec.save_data) {
     const Dataset& data = run.problem->data();
     io::write_npy((root / "data_X.npy").string(), Eigen::MatrixXd(data.X.transpose()), kDeferred);

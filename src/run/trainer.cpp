@@ -259,6 +259,13 @@ std::vector<double> log_record_times(double end, double start, int per_decade) {
   return out;
 }
 
+std::vector<std::pair<std::string, Eigen::MatrixXd>> Training::parameters() const {
+  std::vector<std::pair<std::string, Eigen::MatrixXd>> out;
+  for (std::size_t l = 0; l < state_->net.layers.size(); ++l)
+    out.emplace_back("W" + std::to_string(l + 1), state_->net.layers[l]);
+  return out;
+}
+
 StepCache& Training::cache() {
   return state_->cache;
 }

@@ -8,6 +8,7 @@
 
 #include "dln/data/synthetic.hpp"
 #include "dln/init/init.hpp"
+#include "dln/nonlinear/torch_engine.hpp"
 #include "dln/optim/agd.hpp"
 #include "dln/optim/e2e.hpp"
 #include "dln/rng.hpp"
@@ -522,6 +523,212 @@ CheckResult adaptive_step_risk(bool quick) {
           rises == 0 && final < 0.02 * first};
 }
 
+// --- ReLU nets (the torch engine) -----------------------------------------------------------
+
+// A bias-free ReLU MLP on the torch engine (float64, l2 loss, mean, GD), recorded into `rows`.
+RunResult relu_run(const Dataset& data, const std::vector<int>& widths,
+                   const std::vector<Eigen::MatrixXd>& init, double lr, long steps, long every,
+                   const std::vector<std::string>& probes, Rows& rows,
+                   const std::string& activation = "relu") {
+  TorchRunArgs a;
+  a.data = &data;
+  a.widths = widths;
+  a.model.engine = "torch";
+  a.model.activation = activation;
+  a.train.optimizer.lr = lr;
+  a.train.optimizer.steps = steps;
+  a.train.every = every;
+  a.train.probes = probes;
+  a.train.stop.diverge_factor = 1e300;
+  a.init = init;
+  a.recorder = &rows;
+  auto session = make_torch_session(a);
+  session->advance(steps);
+  return session->finish();
+}
+
+CheckResult no_engine(int id, const std::string& claim, const std::string& why) {
+  return {id, claim, "", "no nonlinear engine: " + why, "the torch engine", false};
+}
+
+// 12. A ReLU net whose units all stay active is the linear net: the torch engine's trajectory
+// equals the native engine's.
+CheckResult relu_all_active(bool quick) {
+  const std::string claim =
+      "a ReLU MLP whose activations all stay on (positive data and weights) follows the linear "
+      "net's GD trajectory: the torch engine equals the native engine";
+  if (auto why = torch_engine_unavailable(); !why.empty()) return no_engine(12, claim, why);
+  Rng rng(5);
+  const int n = 40, d = 5;
+  const std::vector<int> widths = {d, 6, 4, 3};
+  auto data = std::make_shared<Dataset>();
+  data->X.resize(d, n);
+  for (Eigen::Index i = 0; i < data->X.size(); ++i) data->X.data()[i] = rng.uniform(0.5, 1.5);
+  LinearNet net = initialize(widths, {.scheme = "normal", .std = 0.3, .seed = 7});
+  for (auto& w : net.layers) w = w.cwiseAbs();
+  // Targets 20% above the initial outputs: the layers grow and stay positive.
+  data->Y = 1.2 * net.end_to_end() * data->X;
+  const long steps = quick ? 200 : 1000;
+  Rows relu;
+  relu_run(*data, widths, net.layers, 0.01, steps, 10, {"loss", "fro", "active"}, relu);
+  const Problem problem(data, Loss(2.0, Reduction::kMean), GradientPath::kData);
+  TrainSpec spec;
+  spec.optimizer.lr = 0.01;
+  spec.optimizer.steps = steps;
+  spec.every = 10;
+  spec.probes = {"loss", "fro"};
+  Rows linear;
+  LinearNet trained = net;
+  train(problem, trained, spec, &linear);
+  double worst = 0.0, least_active = 1.0;
+  for (std::size_t r = 0; r < linear.rows.size() && r < relu.rows.size(); ++r) {
+    for (std::size_t c = 0; c < linear.rows[r].size(); ++c)
+      worst = std::max(worst,
+                       std::abs(relu.rows[r][c] - linear.rows[r][c]) / std::abs(linear.rows[r][c]));
+    for (std::size_t c = linear.rows[r].size(); c < relu.rows[r].size(); ++c)
+      least_active = std::min(least_active, relu.rows[r][c]);
+  }
+  const bool same_rows = linear.rows.size() == relu.rows.size();
+  return {12,
+          claim,
+          fmt::format("5-6-4-3, 40 samples in [0.5, 1.5]^5, |N(0, 0.3^2)| init, targets 1.2 x the "
+                      "initial outputs, GD at eta = 0.01 for {} steps, float64",
+                      steps),
+          fmt::format("largest relative difference of loss and layer norms over {} records "
+                      "{:.2e}; smallest active fraction {:.3f}",
+                      relu.rows.size(), worst, least_active),
+          "< 1e-12 with every unit active",
+          same_rows && worst < 1e-12 && least_active == 1.0};
+}
+
+// Random data and a bias-free ReLU net's initial layers for checks 13 and 14.
+std::shared_ptr<Dataset> relu_data(int n, int d, int k, std::uint64_t seed) {
+  Rng rng(seed);
+  auto data = std::make_shared<Dataset>();
+  data->X = rng.normal_matrix(d, n);
+  data->Y = rng.normal_matrix(k, n);
+  return data;
+}
+
+// 13. Du, Hu & Lee (2018): under gradient flow a bias-free ReLU net conserves
+// ||w_in_j||^2 - ||w_out_j||^2 at every hidden unit j; GD drifts by O(eta) over a fixed time.
+CheckResult du_hu_lee(bool quick) {
+  const std::string claim =
+      "Du, Hu & Lee: gradient flow on a bias-free ReLU net conserves ||w_in_j||^2 - "
+      "||w_out_j||^2 for every hidden unit; GD's drift over a fixed time shrinks like eta";
+  if (auto why = torch_engine_unavailable(); !why.empty()) return no_engine(13, claim, why);
+  const auto data = relu_data(quick ? 30 : 100, 6, 2, 3);
+  const std::vector<int> widths = {6, 10, 8, 2};
+  const LinearNet net = initialize(widths, {.scheme = "glorot_normal", .seed = 4});
+  const double time = 1.0;
+  std::vector<double> etas, drifts;
+  std::string text;
+  for (double eta : {0.04, 0.02, 0.01, 0.005}) {
+    Rows rows;
+    const long steps = std::lround(time / eta);
+    relu_run(*data, widths, net.layers, eta, steps, steps, {"neuron_balance"}, rows);
+    const auto& last = rows.rows.back();
+    const double drift = std::max(last[0], last[1]);
+    etas.push_back(eta);
+    drifts.push_back(drift);
+    text += fmt::format("{}{:.2e}", text.empty() ? "" : ", ", drift);
+  }
+  const double order = fitted_order(etas, drifts);
+  return {13,
+          claim,
+          fmt::format("6-10-8-2 ReLU, Glorot init, {} Gaussian samples, l2 loss, GD to t = 1 at "
+                      "eta = 0.04, 0.02, 0.01, 0.005",
+                      data->samples()),
+          fmt::format("largest per-unit drift {}; fitted order {:.3f}", text, order),
+          "order in [0.9, 1.1]",
+          order > 0.9 && order < 1.1};
+}
+
+// 14. Basu et al.'s (26), as dln derives it (docs/theory.md#relu-nets): with the activation
+// patterns frozen, sample i's gradient flow keeps D_l W_{l+1}^T D_{l+1} W_{l+1} D_l and
+// D_l W_l W_l^T D_l growing at the same rate; (29): summed over samples whose patterns differ,
+// the layers' growth rates do not match. Computed here in Eigen, independently of the engine,
+// whose growth_mismatch probe must agree.
+CheckResult basu_26(bool quick) {
+  const std::string claim =
+      "Basu et al. (26): with D frozen, sample i's flow gives d/dt(D_l W_{l+1}^T D_{l+1} W_{l+1} "
+      "D_l) = d/dt(D_l W_l W_l^T D_l); (29): over samples with different patterns, "
+      "d/dt(W_{l+1}^T W_{l+1}) - d/dt(W_l W_l^T) != 0";
+  if (auto why = torch_engine_unavailable(); !why.empty()) return no_engine(14, claim, why);
+  const int n = quick ? 20 : 60;
+  const auto data = relu_data(n, 5, 3, 8);
+  const std::vector<int> widths = {5, 7, 6, 3};
+  const LinearNet net = initialize(widths, {.scheme = "glorot_normal", .seed = 9});
+  const int L = net.depth();
+  std::vector<Eigen::MatrixXd> total(L);  // the mean gradient over samples
+  for (int l = 0; l < L; ++l) total[l] = Eigen::MatrixXd::Zero(widths[l + 1], widths[l]);
+  double identity = 0.0, literal = 0.0;
+  for (int i = 0; i < n; ++i) {
+    // Forward: h_0 = x, z_l = W_l h_{l-1}, h_l = relu(z_l) below the top, D_l = [z_l > 0].
+    std::vector<Eigen::VectorXd> h = {data->X.col(i)}, mask;
+    for (int l = 0; l < L; ++l) {
+      Eigen::VectorXd z = net.layers[l] * h.back();
+      if (l + 1 < L) {
+        mask.push_back((z.array() > 0).cast<double>());
+        z = z.cwiseProduct(mask.back());
+      }
+      h.push_back(z);
+    }
+    // Backward for l_i = 1/2 ||out - y_i||^2: delta_L = out - y, delta_l = D_l W_{l+1}^T
+    // delta_{l+1}; G_l = delta_l h_{l-1}^T.
+    std::vector<Eigen::MatrixXd> g(L);
+    Eigen::VectorXd delta = h.back() - data->Y.col(i);
+    for (int l = L - 1; l >= 0; --l) {
+      g[l] = delta * h[l].transpose();
+      total[l] += g[l] / n;
+      if (l > 0) delta = (net.layers[l].transpose() * delta).cwiseProduct(mask[l - 1]);
+    }
+    // The rates along dW/dt = -G, at each hidden layer l (between W_l and W_{l+1}).
+    for (int l = 0; l + 1 < L; ++l) {
+      const Eigen::MatrixXd D = mask[l].asDiagonal();
+      const Eigen::MatrixXd Dup = l + 2 < L
+                                      ? Eigen::MatrixXd(mask[l + 1].asDiagonal())
+                                      : Eigen::MatrixXd::Identity(widths[l + 2], widths[l + 2]);
+      const Eigen::MatrixXd& W = net.layers[l];
+      const Eigen::MatrixXd& V = net.layers[l + 1];
+      const Eigen::MatrixXd upper =
+          -(g[l + 1].transpose() * Dup * V + V.transpose() * Dup * g[l + 1]);
+      const Eigen::MatrixXd lower = -D * (g[l] * W.transpose() + W * g[l].transpose()) * D;
+      const double scale = lower.norm() + (D * upper * D).norm();
+      if (scale == 0) continue;
+      identity = std::max(identity, (D * upper * D - lower).norm() / scale);
+      literal = std::max(literal, (upper - lower).norm() / scale);
+    }
+  }
+  // (29): the whole batch's rates, and the engine's growth_mismatch at the same weights.
+  std::vector<double> mismatch, relative;
+  for (int l = 0; l + 1 < L; ++l) {
+    const Eigen::MatrixXd& W = net.layers[l];
+    const Eigen::MatrixXd& V = net.layers[l + 1];
+    const Eigen::MatrixXd up = -(total[l + 1].transpose() * V + V.transpose() * total[l + 1]);
+    const Eigen::MatrixXd low = -(total[l] * W.transpose() + W * total[l].transpose());
+    mismatch.push_back((up - low).norm());
+    relative.push_back(mismatch.back() / up.norm());
+  }
+  Rows rows;
+  relu_run(*data, widths, net.layers, 1e-3, 0, 1, {"growth_mismatch", "pattern_agreement"}, rows);
+  double engine = 0.0;
+  for (std::size_t l = 0; l < mismatch.size(); ++l)
+    engine = std::max(engine, std::abs(rows.rows[0][l] - mismatch[l]) / mismatch[l]);
+  const double least = *std::min_element(relative.begin(), relative.end());
+  return {14,
+          claim,
+          fmt::format("5-7-6-3 ReLU, Glorot init, {} Gaussian samples with 3 outputs, l2 loss, "
+                      "per-sample gradients computed by hand in Eigen",
+                      n),
+          fmt::format("per-sample identity: largest relative residual {:.2e} (the paper's form "
+                      "without the D_l mask on W_{{l+1}}: {:.2e}); (29): relative mismatch {:.3f}, "
+                      "{:.3f}; the engine's growth_mismatch agrees to {:.1e}",
+                      identity, literal, relative[0], relative[1], engine),
+          "identity < 1e-12, mismatch > 1e-3, engine agrees to 1e-10",
+          identity < 1e-12 && least > 1e-3 && engine < 1e-10};
+}
+
 }  // namespace
 
 const std::vector<VerifyCheck>& verify_checks() {
@@ -537,6 +744,9 @@ const std::vector<VerifyCheck>& verify_checks() {
       {9, "hou-lp-rate", lp_rate},
       {10, "ji-telgarsky-alignment", layer_alignment},
       {11, "ji-telgarsky-adaptive-step", adaptive_step_risk},
+      {12, "relu-all-active", relu_all_active},
+      {13, "du-hu-lee", du_hu_lee},
+      {14, "basu-26", basu_26},
   };
   return checks;
 }

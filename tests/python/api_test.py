@@ -62,6 +62,24 @@ def test_quickstart_in_memory_equals_the_command_line_bit_for_bit(tmp_path):
     assert run.config["optimizer"]["lr"] == 0.002
 
 
+def test_a_relu_net_on_the_torch_engine_in_memory_equals_the_command_line(tmp_path):
+    config = dict(SMALL, model={"widths": [10, 6, 3], "activation": "relu", "bias": True},
+                  record={"every": 10, "probes": ["loss", "fro", "active", "growth_mismatch"]})
+    run = dln.run(config)
+    assert run.summary["engine"] == "torch"
+    written = dln.run(config, out=tmp_path / "r")
+    pd.testing.assert_frame_equal(without_time(run.metrics), without_time(written.metrics),
+                                  check_exact=True)
+    for a, b in zip(run.weights, written.weights):
+        np.testing.assert_array_equal(a, b)
+    assert [W.shape for W in run.weights] == [(6, 10), (3, 6)]
+    assert (tmp_path / "r" / "weights" / "b1.npy").is_file()
+    with pytest.raises(ValueError, match="torch engine"):
+        dln.Trainer(config)
+    with pytest.raises(ValueError, match="torch engine"):
+        dln.run(config, metrics={"x": lambda w: 0.0})
+
+
 def test_load_round_trips_what_run_wrote(tmp_path):
     written = dln.run(SMALL, tmp_path / "r")
     assert written.path == str(tmp_path / "r")

@@ -2,6 +2,7 @@
 // step(). An optimiser sees the problem only through the step cache.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -28,6 +29,9 @@ struct OptimizerSpec {
   double abs_tol = 1e-10;             // flow: error tolerances of the adaptive solver
   double rel_tol = 1e-10;
   ScheduleSpec schedule = {};
+  long batch_size = 0;             // mini-batch samples (0: all); torch engine
+  double weight_decay = 0.0;       // g <- g + weight_decay W; torch engine
+  std::uint64_t shuffle_seed = 1;  // the per-epoch permutations of mini-batches
 };
 
 class Optimizer {

@@ -13,6 +13,7 @@
 #include "dln/error.hpp"
 #include "dln/init/init.hpp"
 #include "dln/loss/loss.hpp"
+#include "dln/nonlinear/torch_engine.hpp"
 #include "dln/run/trainer.hpp"
 
 namespace dln {
@@ -67,6 +68,7 @@ struct LossSpec {
   double p = 2.0;
   Reduction reduction = Reduction::kMean;
   std::string path = "auto";  // auto | stats | data
+  double l2 = 0.0;            // lambda of the L2 regulariser (torch engine)
 };
 
 struct RunSpec {
@@ -74,6 +76,8 @@ struct RunSpec {
   std::uint64_t seed = 1;
   DataSpec data;
   std::vector<int> widths;
+  ModelSpec model;
+  int partial_samples = 3;  // record.partial_samples
   InitSpec init;
   LossSpec loss;
   TrainSpec train;

@@ -46,6 +46,11 @@ void check_output_dir(const std::string& dir, bool force);
 // The text of summary.json for a run that ended with `result`.
 std::string summary_json(const PreparedRun& run, const RunResult& result);
 
+// Starts the run's training on its engine (the native Training, or the nonlinear engine's
+// session); `resume` continues a checkpoint of it.
+std::unique_ptr<Session> start_session(PreparedRun& run, Recorder* recorder,
+                                       const StateMap* resume = nullptr);
+
 // A filter, if given, sees every row first and passes it on to metrics.csv.
 // With `progress`, a progress line in the process's mode (set_progress_mode).
 RunResult write_run(PreparedRun& run, const std::string& dir, RecorderFilter* filter = nullptr,

@@ -5,6 +5,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "dln/core/problem.hpp"
@@ -67,35 +68,53 @@ struct RunResult {
   std::vector<double> final_row;  // the last recorded row
 };
 
+// A training in progress, whichever engine runs it: what write_run needs to drive the steps,
+// checkpoint them and write the weights. The native linear engine is Training below; the
+// nonlinear engine (libtorch) lives in a plugin (dln/nonlinear/torch_engine.hpp).
+class Session {
+ public:
+  virtual ~Session() = default;
+  // Takes up to `n` more steps, fewer when a stop rule ends the run or its steps run out;
+  // returns the number taken.
+  virtual long advance(long n) = 0;
+  virtual bool done() const = 0;
+  // The result so far (final_loss, time and seconds brought up to date).
+  virtual const RunResult& result() = 0;
+  // The result, moved out: the training is over.
+  virtual RunResult finish() = 0;
+  // Steps in the run, and steps taken so far.
+  virtual long total_steps() const = 0;
+  virtual long steps() const = 0;
+  // Everything the steps after this one depend on, for a checkpoint.
+  virtual void save(StateMap& state) const = 0;
+  // The trained parameters by file name (W1 ... WL; b1 ... for biases), each a matrix (out, in).
+  virtual std::vector<std::pair<std::string, Eigen::MatrixXd>> parameters() const = 0;
+};
+
 // The step loop, a few steps at a time: train() runs it to the end; a Trainer of the Python
 // package steps it by hand, with the same numbers bit for bit. Not movable (the step cache
 // holds the worker pool's address).
-class Training {
+class Training final : public Session {
  public:
   // Binds the step cache, records the initial state (step 0) and checks the stop rules on it.
   // With `resume` (a checkpoint's state, from save() of a training of the same problem, spec
   // and initial net), continues from there instead: nothing is recorded until the next step.
   Training(const Problem& problem, LinearNet& net, const TrainSpec& spec, Recorder* recorder,
            const StateMap* resume = nullptr);
-  ~Training();
+  ~Training() override;
   Training(const Training&) = delete;
   Training& operator=(const Training&) = delete;
 
-  // Takes up to `n` more steps, fewer when a stop rule ends the run or its steps run out;
-  // returns the number taken.
-  long advance(long n);
-  bool done() const;
-  // The result so far (final_loss, time and seconds brought up to date).
-  const RunResult& result();
-  // The result, moved out: the training is over.
-  RunResult finish();
+  long advance(long n) override;
+  bool done() const override;
+  const RunResult& result() override;
+  RunResult finish() override;
   // Steps in the run (the configured count, or flow time / record interval).
-  long total_steps() const;
-  // Steps taken so far.
-  long steps() const;
-  // Everything the steps after this one depend on (weights, optimiser, schedule and probe
-  // state, counters), for a checkpoint.
-  void save(StateMap& state) const;
+  long total_steps() const override;
+  long steps() const override;
+  // Weights, optimiser, schedule and probe state, counters.
+  void save(StateMap& state) const override;
+  std::vector<std::pair<std::string, Eigen::MatrixXd>> parameters() const override;
 
   StepCache& cache();
   const std::vector<std::string>& columns() const;
