@@ -131,6 +131,95 @@ def basu_fig1(root):
     _finish(fig, root, "basu_fig1", held)
 
 
+def basu_fig2(root):
+    """Basu et al.'s Fig. 2 and Section 3 on a 7-layer ReLU net learning MNIST: layer norms, the
+    growth of their squares (equal for every layer of a bias-free ReLU net under gradient flow,
+    by Du, Hu & Lee's per-unit conservation summed over the units), the growth mismatch of
+    adjacent layers (Conjecture 4) and the pattern agreement alpha_l."""
+    held = []
+    c, s = _run(os.path.join(root, "relu7"))
+    steps = c["step"]
+    L = len(s["widths"]) - 1
+    hidden = L - 1
+    fro = np.array([c[f"fro.{l}"] for l in range(1, L + 1)])
+    print(f"dln: basu-fig2: {L} layers, {s['steps']} SGD steps of batch 100 on the 10,000 "
+          f"digits; final loss {s['final_loss']:.3g}, training accuracy {c['accuracy'][-1]:.4f}")
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8.5))
+    ax = axes[0][0]
+    for l in range(L):
+        ax.plot(steps, fro[l] / fro[l][0], label=rf"$W_{l + 1}$")
+    ax.set(xlabel="step", ylabel=r"$\Vert W_l\Vert_F / \Vert W_l(0)\Vert_F$",
+           title="(a) layer norms (1 = next to the input)")
+    ax.legend(fontsize="small", ncol=2)
+    ax = axes[0][1]
+    growth = fro ** 2 - (fro[:, :1] ** 2)
+    for l in range(L):
+        ax.plot(steps, growth[l], label=rf"$W_{l + 1}$")
+    ax.set(xlabel="step", ylabel=r"$\Vert W_l\Vert_F^2 - \Vert W_l(0)\Vert_F^2$",
+           title="(b) growth of the squared norms")
+    ax.legend(fontsize="small", ncol=2)
+    ax = axes[1][0]
+    for l in range(1, L):
+        ax.plot(steps, c[f"growth_mismatch.{l}"], label=f"pair ({l}, {l + 1})")
+    ax.set(yscale="log", xlabel="step",
+           ylabel=r"$\Vert \frac{d}{dt}W_{l+1}^TW_{l+1} - \frac{d}{dt}W_lW_l^T\Vert_F$",
+           title="(c) growth mismatch of adjacent layers (Conjecture 4)")
+    ax.legend(fontsize="small", ncol=2)
+    ax = axes[1][1]
+    for l in range(1, hidden + 1):
+        ax.plot(steps, c[f"pattern_agreement.{l}"], label=f"hidden layer {l}")
+    ax.set(yscale="symlog", xlabel="step", ylabel=r"$\alpha_l$", title=(
+        "(d) same-label pairs with identical ReLU patterns"))
+    ax.set_yscale("symlog", linthresh=1e-7)
+    ax.legend(fontsize="small", ncol=2)
+
+    # Late in training: the last half of the records.
+    late = len(steps) // 2
+    # The paper's Fig. 2 plots six layers and calls 4-6 the upper ones: W_4, W_5, W_6 here (W_7,
+    # the output layer, has a third of their norm; its squared norm grows alike, claim 2).
+    upper = [3, 4, 5]
+    lower = [0, 1, 2]
+
+    def spread(layers):
+        rates = np.array([fro[l][-1] - fro[l][late] for l in layers])
+        return (rates.max() - rates.min()) / abs(rates.mean()), rates
+
+    up_spread, up_rates = spread(upper)
+    low_spread, low_rates = spread(lower)
+    held.append(_claim(
+        "the upper layers (W_4, W_5, W_6, as the paper numbers them) grow at a similar rate late "
+        "in training: growth of ||W_l||_F over the last half " + ", ".join(
+            f"{x:.4f}" for x in up_rates) + f" (relative spread {up_spread:.3f} < 0.1; the lower "
+        f"W_1-W_3: {low_spread:.3f})", up_spread < 0.1))
+    sq = np.array([growth[l][-1] - growth[l][late] for l in range(L)])
+    sq_spread = (sq.max() - sq.min()) / abs(sq.mean())
+    held.append(_claim(
+        "every layer's squared norm grows by the same amount late in training (Du, Hu & Lee, "
+        "summed over units; not only the upper layers): growth of ||W_l||_F^2 over the last half "
+        + ", ".join(f"{x:.4f}" for x in sq) + f" (relative spread {sq_spread:.3f} < 0.05)",
+        sq_spread < 0.05))
+    pairs = [f"growth_mismatch.{l}" for l in range(1, L)]
+    fall = {p: c[p][-1] / np.nanmax(c[p]) for p in pairs}
+    held.append(_claim(
+        "the growth mismatch of the upper pairs falls: final / largest "
+        + ", ".join(f"{fall[p]:.4f}" for p in pairs[-2:]) + " (< 0.05)",
+        all(fall[p] < 0.05 for p in pairs[-2:])))
+    held.append(_claim(
+        f"the upper pair's mismatch ends below the lowest pair's: {c[pairs[-1]][-1]:.2e} vs "
+        f"{c[pairs[0]][-1]:.2e} (it falls for every pair, "
+        + ", ".join(f"{fall[p]:.3f}" for p in pairs) + " of its largest, as the gradient vanishes)",
+        c[pairs[-1]][-1] < c[pairs[0]][-1]))
+    alpha = [c[f"pattern_agreement.{l}"][-1] for l in range(1, hidden + 1)]
+    held.append(_claim(
+        "pattern agreement grows towards the output (alpha_6 > alpha_1 at the end): "
+        + ", ".join(f"{a:.2e}" for a in alpha), alpha[-1] > alpha[0]))
+    held.append(_claim(
+        f"identical patterns are the exception, not the rule: the largest alpha_l is "
+        f"{max(alpha):.2e} of same-label pairs (< 0.01), so the cancellation in (29) that "
+        f"Section 3 argues for is rare at the level of whole patterns", max(alpha) < 0.01))
+    _finish(fig, root, "basu_fig2", held)
+
+
 def _runs_csv(path):
     import csv
     with open(path, newline="", encoding="utf-8") as f:
@@ -638,7 +727,7 @@ def arora_lp(root):
     _finish(fig, root, "arora_lp", held)
 
 
-REPRODUCTIONS = {"basu-fig1": basu_fig1, "steinitz-fig1": steinitz_fig1,
+REPRODUCTIONS = {"basu-fig1": basu_fig1, "basu-fig2": basu_fig2, "steinitz-fig1": steinitz_fig1,
                   "steinitz-gas": steinitz_gas, "agd-fig1": agd_fig1,
                   "agd-fig2": agd_fig2, "agd-fig3": agd_fig3, "agd-fig4": agd_fig4,
                   "hou-lp-rate": hou_lp_rate,

@@ -68,6 +68,11 @@ const std::vector<Reproduction>& reproductions() {
        "grow together within their initial gap, ||W_e|| approaches ||Sigma_yx||, and the growth "
        "bound (17) for L = 2, 3, 4",
        {"papers/basu-fig1/three_layer.toml", "papers/basu-fig1/five_layer.toml"}},
+      {"basu-fig2",
+       "Basu et al. Fig. 2 and Section 3: a 7-layer ReLU net (784-100x6-10) on the 10,000 MNIST "
+       "digits: layer norms, the growth mismatch of adjacent layers (Conjecture 4) and the "
+       "activation-pattern agreement of same-label samples (SGD, batch 100, 60 epochs)",
+       {"papers/basu-fig2/relu7.toml"}},
       {"steinitz-fig1",
        "Steinitz Fig. 1: linear nets of depth 1-4 on real l2 regression data (diabetes, MNIST "
        "onto one-hot), learning-rate grid then long training: dynamics independent of "

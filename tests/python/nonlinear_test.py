@@ -410,6 +410,23 @@ probes = {toml_list(probes)}
             self.assertGreater(rows[1:, col["pattern_flips.1"]].max(), 0)
 
 
+class Reproduction(unittest.TestCase):
+    @unittest.skipIf(SANITIZED, "a minute of float32 training; the engine's tests run above")
+    def test_basu_fig2_prints_its_claims_with_numbers(self):
+        with TempDir() as tmp:
+            out = run_dln("reproduce", "basu-fig2", "--out", tmp / "b")
+            self.assertEqual(out.returncode, 0, out.stderr)
+            claims = [l for l in out.stdout.splitlines() if l.startswith("claim:")]
+            self.assertEqual(len(claims), 6, out.stdout)
+            self.assertTrue((tmp / "b" / "figures" / "basu_fig2.png").is_file())
+            header, rows = read_metrics(tmp / "b" / "relu7")
+            self.assertEqual(header.count("growth_mismatch.6"), 1)
+            # It learned the digits, and every claim prints the numbers it rests on.
+            self.assertGreater(rows[-1, header.index("accuracy")], 0.99)
+            for c in claims:
+                self.assertRegex(c, r"\d\.\d")
+
+
 class Engine(unittest.TestCase):
     def test_float32_follows_float64_and_runs_repeat_bit_for_bit(self):
         rng = np.random.default_rng(6)
