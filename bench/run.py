@@ -43,7 +43,7 @@ def run(cmd, **kw):
 
 def export_data():
     """One-step runs that write each workload's data for the peers (record.data)."""
-    for name in ("w1_small", "w2_lp4", "w3_sweep", "w4_agd", "w5_onehot_lp4"):
+    for name in ("w1_small", "w2_lp4", "w3_sweep", "w4_agd", "w5_onehot_lp4", "w6_relu"):
         run([DLN, "run", CONFIGS / f"{name}.toml", "--set", "record.data=true",
              "--set", "optimizer.steps=1", "--out", DATA / name, "--force"])
 
@@ -110,6 +110,27 @@ def peer(workload, variant, data, reps, config):
     return json.loads(out)["median_s"] * 1e6
 
 
+def dln_run_step(reps, config, *sets):
+    """dln's time per step of `config` (the step loop's wall time in summary.json over its
+    steps; data loading and the engine's start are not counted), median of `reps` runs."""
+    times = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(reps):
+            out = Path(tmp) / f"r{i}"
+            cmd = [DLN, "run", CONFIGS / f"{config}.toml", "--out", out, "--jobs", THREADS, "--quiet"]
+            for s in sets:
+                cmd += ["--set", s]
+            run(cmd)
+            summary = json.loads((out / "summary.json").read_text())
+            times.append(summary["wall_seconds"] / summary["steps"])
+    return statistics.median(times) * 1e6
+
+
+W6_PROBES = ('record.probes=["loss", "loss_data", "accuracy", "fro", "spectral", "grad_fro", '
+             '"balance", "growth_mismatch", "neuron_balance", "active", "pattern_flips", '
+             '"pattern_agreement", "partial"]')
+
+
 def peak_rss_mib(cmd):
     out = subprocess.run(["/usr/bin/time", "-v"] + [str(c) for c in cmd], capture_output=True,
                          text=True)
@@ -154,6 +175,16 @@ def main():
             r = 1 if (w, v) == ("w3", "plain") or args.quick else reps
             p[w, v] = peer(w, v, data, r, config)
             log(f"  {w} {v}: {fmt_time(p[w, v])}")
+    log("W6 (the torch engine)")
+    w6 = {}
+    for dtype, peer_name in (("float64", "w6"), ("float32", "w6f")):
+        w6[dtype, "dln"] = dln_run_step(reps, "w6_relu", f'model.dtype="{dtype}"')
+        w6[dtype, "rec"] = dln_run_step(reps, "w6_relu", f'model.dtype="{dtype}"',
+                                        "record.every=1", "optimizer.steps=10", W6_PROBES)
+        w6[dtype, "plain"] = peer(peer_name, "plain", "w6_relu", 1 if args.quick else reps,
+                                  "w6_relu")
+        log(f"  {dtype}: dln {fmt_time(w6[dtype, 'dln'])}, recording every probe "
+            f"{fmt_time(w6[dtype, 'rec'])}, plain {fmt_time(w6[dtype, 'plain'])}")
     log("GEMM peak, again")
     # A peak is what the machine can do: the better of the measurements at the start and at the
     # end of the run, so that a neighbour's load during one of them does not lower the bar.
@@ -212,6 +243,11 @@ def main():
             1.5, f"; AGD / shallow GD {w4 / w4gd:.2f} ({T} threads), "
             f"{w4_1 / w4gd_1:.2f} (1 thread) (≤ 1.3)", also=max(w4 / w4gd, w4_1 / w4gd_1) <= 1.3),
         row(f"W5 `onehot-lp4`, {T} threads", w5, p["w5", "plain"], p["w5", "fast"], 0, 2),
+        *[f"| W6 `relu` {dtype}, {T} threads | {fmt_time(w6[dtype, 'dln'])} | "
+          f"{fmt_time(w6[dtype, 'plain'])} | — | {w6[dtype, 'plain'] / w6[dtype, 'dln']:.2f}× "
+          f"(≥ 1×) | — | {'yes' if w6[dtype, 'plain'] >= w6[dtype, 'dln'] and w6[dtype, 'rec'] <= 1.5 * w6[dtype, 'dln'] else '**no**'}"
+          f"; a step recording every probe costs {w6[dtype, 'rec'] / w6[dtype, 'dln']:.2f}× a "
+          f"step (≤ 1.5×) |" for dtype in ("float64", "float32")],
         "",
         f"- GEMM peak (PyTorch on {peak['blas']}, 2000³, float64; the better of the medians at the "
         f"start and at the end of the run): {peak['1']:.1f} GFLOP/s on "

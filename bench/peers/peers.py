@@ -284,9 +284,33 @@ def fast_sweep(config, X, Y, steps, config_path, threads):
     return time.perf_counter() - start
 
 
+# ---- W6: a ReLU MLP, softmax cross-entropy, full-batch GD (nn.Sequential, as a researcher writes it)
+
+def plain_relu(config, X, Y, steps, dtype):
+    widths = config["model"]["widths"]
+    layers = []
+    for i in range(len(widths) - 1):
+        layers.append(torch.nn.Linear(widths[i], widths[i + 1], bias=False).to(dtype))
+        if i + 2 < len(widths):
+            layers.append(torch.nn.ReLU())
+    model = torch.nn.Sequential(*layers)
+    opt = torch.optim.SGD(model.parameters(), lr=config["optimizer"]["lr"])
+    Xt = torch.from_numpy(X).to(dtype)
+    labels = torch.from_numpy(Y.argmax(1))
+    start = time.perf_counter()
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(Xt), labels)
+        loss.backward()
+        opt.step()
+    loss.item()
+    return time.perf_counter() - start
+
+
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("workload", choices=["w1a", "w1b", "w2", "w3", "w4", "w5"])
+    parser.add_argument("workload", choices=["w1a", "w1b", "w2", "w3", "w4", "w5", "w6",
+                                                 "w6f"])
     parser.add_argument("variant", choices=["plain", "fast"])
     parser.add_argument("run_dir")
     parser.add_argument("--config", help="the workload's own config: its steps, and the sweep "
@@ -301,7 +325,7 @@ def main():
         with open(args.config, "rb") as f:
             config["optimizer"]["steps"] = tomllib.load(f)["optimizer"]["steps"]
     default_steps = {"w1a": 2000, "w1b": 2000, "w2": 20, "w3": config["optimizer"]["steps"],
-                     "w4": 200, "w5": 5}
+                     "w4": 200, "w5": 5, "w6": 10, "w6f": 10}
     if args.variant == "plain" and args.workload == "w4":
         default_steps["w4"] = 3
     steps = args.steps or default_steps[args.workload]
@@ -310,6 +334,8 @@ def main():
         ("w1b", "plain"): lambda: plain_steps(config, X, Y, steps, record=True),
         ("w2", "plain"): lambda: plain_steps(config, X, Y, steps),
         ("w5", "plain"): lambda: plain_steps(config, X, Y, steps),
+        ("w6", "plain"): lambda: plain_relu(config, X, Y, steps, torch.float64),
+        ("w6f", "plain"): lambda: plain_relu(config, X, Y, steps, torch.float32),
         ("w4", "plain"): lambda: plain_agd(config, X, Y, steps),
         ("w3", "plain"): lambda: plain_sweep(config, X, Y, steps, args.config),
         ("w1a", "fast"): lambda: fast_l2_stats(config, X, Y, steps),
