@@ -61,6 +61,33 @@ std::vector<int> factor_widths(int in, int out, const ModelSpec& model) {
   return w;
 }
 
+std::vector<LayerShape> arch_layers(const std::string& arch, const std::vector<int>& widths) {
+  std::vector<LayerShape> out;
+  if (arch == "lenet") {
+    // LeCun et al.'s LeNet-5 with ReLU and max pooling: 28x28 -> conv 5x5 (pad 2) 6 -> pool ->
+    // 14x14x6 -> conv 5x5 16 -> 10x10x16 -> pool -> 5x5x16 = 400 -> 120 -> 84 -> k.
+    out.push_back({.conv = true, .in = 1, .out = 6, .kernel = 5, .pad = 2, .pool = true});
+    out.push_back({.conv = true, .in = 6, .out = 16, .kernel = 5, .pad = 0, .pool = true});
+    out.push_back({.in = 400, .out = 120});
+    out.push_back({.in = 120, .out = 84});
+    out.push_back({.in = 84, .out = widths.back()});
+    return out;
+  }
+  if (arch == "lenet_tf") {
+    // TensorFlow's "LeNet-5-like convolutional MNIST model example" (without its dropout):
+    // 28x28 -> conv 5x5 (pad 2) 32 -> pool -> 14x14x32 -> conv 5x5 (pad 2) 64 -> pool ->
+    // 7x7x64 = 3136 -> 512 -> k.
+    out.push_back({.conv = true, .in = 1, .out = 32, .kernel = 5, .pad = 2, .pool = true});
+    out.push_back({.conv = true, .in = 32, .out = 64, .kernel = 5, .pad = 2, .pool = true});
+    out.push_back({.in = 3136, .out = 512});
+    out.push_back({.in = 512, .out = widths.back()});
+    return out;
+  }
+  for (std::size_t l = 0; l + 1 < widths.size(); ++l)
+    out.push_back({.in = widths[l], .out = widths[l + 1]});
+  return out;
+}
+
 std::unique_ptr<Session> make_torch_session(const TorchRunArgs& args) {
   const Plugin& p = plugin();
   if (!p.make) throw std::runtime_error(p.error);

@@ -89,6 +89,11 @@ class TorchSession final : public Session {
   void ensure_full();
   // The net on inputs x; `pre` (if given) receives every hidden layer's pre-activation.
   at::Tensor forward(const at::Tensor& x, std::vector<at::Tensor>* pre) const;
+  // forward() over many samples (without pre-activations), in chunks for convolutions.
+  at::Tensor forward_all(const at::Tensor& x) const;
+  // Samples per chunk: lenet's unfolded second convolution takes 120 kB an image, lenet_tf's 1.2
+  // MB.
+  long conv_chunk_ = 0;
   at::Tensor layer_weight(std::size_t g) const;
   at::Tensor data_loss(const at::Tensor& out, const at::Tensor& y, double scale) const;
   at::Tensor regulariser() const;
@@ -106,6 +111,9 @@ class TorchSession final : public Session {
   at::ScalarType dtype_;
   int k_;                   // factors per layer
   std::size_t groups_ = 0;  // layers
+  std::vector<LayerShape> layers_;
+  bool lenet_ = false;
+  std::vector<long> hidden_size_;  // units (conv: channels x height x width) per hidden layer
   std::vector<at::Tensor> factors_, biases_, params_;
   at::Tensor X_, Y_, labels_, testX_, testY_;
   std::vector<std::int64_t> class_of_;  // pattern_agreement: same target = same class
@@ -166,7 +174,10 @@ TorchSession::TorchSession(const TorchRunArgs& a)
           ids.emplace(std::move(y), static_cast<std::int64_t>(ids.size())).first->second;
     }
   }
-  groups_ = a.widths.size() - 1;
+  layers_ = a.layers;
+  lenet_ = a.model.arch != "mlp";
+  conv_chunk_ = a.model.arch == "lenet_tf" ? 100 : 500;
+  groups_ = layers_.size();
   if (a.init.size() != groups_ * static_cast<std::size_t>(k_))
     throw std::runtime_error("the nonlinear engine got the wrong number of initial factors");
   for (const auto& w : a.init) factors_.push_back(to_tensor(w, dtype_).set_requires_grad(true));
@@ -174,7 +185,7 @@ TorchSession::TorchSession(const TorchRunArgs& a)
   if (a.model.bias)
     for (std::size_t g = 0; g < groups_; ++g) {
       biases_.push_back(
-          at::zeros({a.widths[g + 1]}, at::TensorOptions().dtype(dtype_)).set_requires_grad(true));
+          at::zeros({layers_[g].out}, at::TensorOptions().dtype(dtype_)).set_requires_grad(true));
       params_.push_back(biases_.back());
     }
   const auto& o = spec_.optimizer;
@@ -187,10 +198,13 @@ TorchSession::TorchSession(const TorchRunArgs& a)
   steps_ = o.steps;
   probes_ = spec_.probes;
 
-  // neuron_balance from the initial weights (bound again on resuming).
+  // neuron_balance from the initial weights (bound again on resuming); the hidden layers' sizes.
   {
     at::NoGradGuard no_grad;
-    for (std::size_t g = 0; g + 1 < groups_; ++g) {
+    std::vector<at::Tensor> pre;
+    forward(X_.narrow(0, 0, 1), &pre);
+    for (const auto& h : pre) hidden_size_.push_back(h.numel());
+    for (std::size_t g = 0; g + 1 < groups_ && !lenet_; ++g) {
       const at::Tensor& in = factors_[(g + 1) * k_ - 1];  // rows: units' incoming weights
       const at::Tensor& out = factors_[(g + 1) * k_];     // columns: outgoing
       at::Tensor q = in.pow(2).sum(1) - out.pow(2).sum(0);
@@ -240,7 +254,7 @@ TorchSession::TorchSession(const TorchRunArgs& a)
     for (std::size_t l = 0; l + 1 < groups_; ++l) {
       const std::string key = "mask." + std::to_string(l + 1);
       if (!in.count(key)) continue;
-      const long width = a.widths[l + 1];
+      const long width = hidden_size_[l];
       const auto& packed = state_entry(in, key, 1, (n_ * width + 31) / 32);
       at::Tensor mask = at::zeros({n_, width}, at::kBool);
       bool* m = mask.data_ptr<bool>();
@@ -269,13 +283,21 @@ at::Tensor TorchSession::layer_weight(std::size_t g) const {
 }
 
 at::Tensor TorchSession::forward(const at::Tensor& x, std::vector<at::Tensor>* pre) const {
-  at::Tensor h = x;
+  at::Tensor h = lenet_ ? x.view({x.size(0), 1, 28, 28}) : x;
   for (std::size_t g = 0; g < groups_; ++g) {
+    const LayerShape& s = layers_[g];
     const at::Tensor w = layer_weight(g);
-    h = biases_.empty() ? h.mm(w.t()) : at::addmm(biases_[g], h, w.t());
+    const at::Tensor b = biases_.empty() ? at::Tensor() : biases_[g];
+    if (s.conv) {
+      h = at::conv2d(h, w.view({s.out, s.in, s.kernel, s.kernel}), b, 1, s.pad);
+    } else {
+      if (h.dim() > 2) h = h.flatten(1);
+      h = b.defined() ? at::addmm(b, h, w.t()) : h.mm(w.t());
+    }
     if (g + 1 < groups_) {
       if (pre) pre->push_back(h);
       if (relu_) h = at::relu(h);
+      if (s.pool) h = at::max_pool2d(h, {2, 2});
     }
   }
   return h;
@@ -295,19 +317,47 @@ at::Tensor TorchSession::regulariser() const {
 
 void TorchSession::ensure_full() {
   if (valid_) return;
-  pre_.clear();
+  // In chunks of samples for convolutions (whose unfolded inputs would otherwise take
+  // gigabytes for the whole training set); the gradients and losses summed over the chunks.
   const double scale = args_.mean ? 1.0 / static_cast<double>(n_) : 1.0;
-  at::Tensor out = forward(X_, &pre_);
-  at::Tensor data = data_loss(out, Y_, scale);
-  at::Tensor reg = regulariser();
-  at::Tensor total = data + reg;
-  grads_ = torch::autograd::grad({total}, params_);
-  loss_data_ = data.item<double>();
-  reg_ = reg.item<double>();
-  loss_ = total.item<double>();
-  out_ = out.detach();
-  for (auto& p : pre_) p = p.detach();
+  const long chunk = lenet_ ? conv_chunk_ : n_;
+  std::vector<at::Tensor> outs;
+  std::vector<std::vector<at::Tensor>> pres(groups_ - 1);
+  loss_data_ = loss_ = 0.0;
+  for (long i = 0; i < n_; i += chunk) {
+    const long m = std::min(chunk, n_ - i);
+    std::vector<at::Tensor> pre;
+    at::Tensor out = forward(X_.narrow(0, i, m), &pre);
+    at::Tensor data = data_loss(out, Y_.narrow(0, i, m), scale);
+    at::Tensor total = data;
+    if (i == 0) {  // the regulariser once
+      at::Tensor reg = regulariser();
+      total = data + reg;
+      reg_ = reg.item<double>();
+    }
+    auto grads = torch::autograd::grad({total}, params_);
+    if (i == 0) {
+      grads_ = std::move(grads);
+    } else {
+      for (std::size_t p = 0; p < grads_.size(); ++p) grads_[p].add_(grads[p]);
+    }
+    loss_data_ += data.item<double>();
+    loss_ += total.item<double>();
+    outs.push_back(out.detach());
+    for (std::size_t l = 0; l < pre.size(); ++l) pres[l].push_back(pre[l].detach());
+  }
+  out_ = outs.size() == 1 ? outs[0] : at::cat(outs);
+  pre_.clear();
+  for (auto& p : pres) pre_.push_back(p.size() == 1 ? p[0] : at::cat(p));
   valid_ = true;
+}
+
+at::Tensor TorchSession::forward_all(const at::Tensor& x) const {
+  const long chunk = lenet_ ? conv_chunk_ : x.size(0);
+  std::vector<at::Tensor> outs;
+  for (long i = 0; i < x.size(0); i += chunk)
+    outs.push_back(forward(x.narrow(0, i, std::min(chunk, x.size(0) - i)), nullptr));
+  return outs.size() == 1 ? outs[0] : at::cat(outs);
 }
 
 void TorchSession::update(double lr) {
@@ -481,7 +531,7 @@ void TorchSession::measure(std::span<double> row) {
     } else if (p == "accuracy") {
       row[o++] = accuracy(out_, Y_);
     } else if (p == "test_loss" || p == "test_accuracy") {
-      const at::Tensor out = forward(testX_, nullptr);
+      const at::Tensor out = forward_all(testX_);
       const double scale = args_.mean ? 1.0 / static_cast<double>(testX_.size(0)) : 1.0;
       row[o++] =
           p == "test_loss" ? to_double(data_loss(out, testY_, scale)) : accuracy(out, testY_);
@@ -516,7 +566,7 @@ void TorchSession::measure(std::span<double> row) {
     } else if (p == "pattern_flips") {
       const bool first = last_mask_.empty();
       for (std::size_t l = 0; l < pre_.size(); ++l) {
-        at::Tensor mask = pre_[l] > 0;
+        at::Tensor mask = (pre_[l] > 0).reshape({n_, -1});
         if (first) {
           row[o++] = 0.0;
           last_mask_.push_back(mask);
@@ -529,7 +579,7 @@ void TorchSession::measure(std::span<double> row) {
       // Same-class pairs (i, j), i < j, whose patterns at layer l are equal, over all same-class
       // pairs: samples grouped by (class, pattern) and the pairs in each group counted.
       for (const auto& h : pre_) {
-        const at::Tensor mask = (h > 0).contiguous();
+        const at::Tensor mask = (h > 0).reshape({n_, -1}).contiguous();
         const long width = mask.size(1);
         const bool* bits = mask.data_ptr<bool>();
         std::unordered_map<std::string, long> groups;

@@ -157,7 +157,17 @@ const std::vector<KeySpec>& config_schema() {
        ""},
       {"model.overparam_width", T::kInt, "0",
        "The inner width of the factors (0: max(in, out) of the layer).", ""},
-      {"model.arch", T::kString, "\"mlp\"", "mlp (the layers of model.widths).", ""},
+      {"model.overparam_init", T::kString, "\"identity\"",
+       "identity: each overparameterised layer's factors multiply to the layer the normal net "
+       "would start with (it at the factor of its shape, identities at the others; needs an "
+       "inner width equal to every layer's in or out width, else the factors are drawn as with "
+       "independent); independent: every factor drawn by init.scheme.",
+       ""},
+      {"model.arch", T::kString, "\"mlp\"",
+       "mlp (the layers of model.widths), lenet (LeNet-5 on 28 x 28 images: conv 5x5 6, pool, "
+       "conv 5x5 16, pool, 120, 84, k) or lenet_tf (the LeNet-5-like net of TensorFlow's MNIST "
+       "example: conv 5x5 32, pool, conv 5x5 64, pool, 512, k); torch engine.",
+       ""},
       {"model.dtype", T::kString, "\"float64\"",
        "The torch engine's floating type: float64 or float32 (the native engine is float64).", ""},
       {"init.scheme", T::kString, "\"glorot_normal\"", "Initialiser (`dln list inits`).", ""},
@@ -260,7 +270,9 @@ const std::vector<KeySpec>& config_schema() {
        "record.per_decade times a decade up to optimizer.time.",
        "optimizer.kind=flow"},
       {"record.probes", T::kStringArray, "[\"loss\", \"fro\", \"balance\", \"e2e_fro\", \"time\"]",
-       "Probes to record (`dln list metrics`).", ""},
+       "Probes to record (`dln list metrics`; on the torch engine the default leaves out e2e_fro, "
+       "and balance for a convolutional net).",
+       ""},
       {"record.basu_kappa1", T::kFloat, "1.0",
        "basu_bound: kappa_1 of Basu et al.'s Theorem 3 (valid when ||W_e||_F <= kappa_1 "
        "||Sigma_yx||_F along the run).",
@@ -1176,7 +1188,15 @@ RunSpec resolve(const ConfigFile& config,
   const auto& given_widths = std::get<std::vector<std::int64_t>>(r.at("model.widths").value);
   const std::int64_t depth = int_in("model.depth", 0, kMaxLayers);
   const std::int64_t width = int_in("model.width", 0, kMaxCount);
-  if (depth > 0) {
+  const std::string arch = str("model.arch");
+  if (arch != "mlp") {
+    // A convolutional net's layers are fixed (docs/config.md#lenet); d and k come from the data.
+    if (!given_widths.empty() || depth > 0)
+      throw fail(given_widths.empty() ? "model.depth" : "model.widths",
+                 "model.arch = \"" + arch +
+                     "\" has its own layers (leave out model.widths and model.depth)");
+    spec.widths = {0, 0};
+  } else if (depth > 0) {
     if (!given_widths.empty())
       throw fail("model.depth", "give model.widths or model.depth (with model.width), not both");
     if (depth >= 2 && width == 0)
@@ -1421,7 +1441,7 @@ RunSpec resolve(const ConfigFile& config,
   ModelSpec& m = spec.model;
   one_of("model.engine", {"auto", "native", "torch"});
   one_of("model.activation", {"linear", "relu"});
-  one_of("model.arch", {"mlp"});
+  one_of("model.arch", {"mlp", "lenet", "lenet_tf"});
   one_of("model.dtype", {"float64", "float32"});
   m.activation = str("model.activation");
   m.arch = str("model.arch");
@@ -1429,12 +1449,15 @@ RunSpec resolve(const ConfigFile& config,
   m.bias = boolean("model.bias");
   m.overparam = static_cast<int>(int_in("model.overparam", 1, 16));
   m.overparam_width = static_cast<int>(int_in("model.overparam_width", 0, kMaxCount));
+  one_of("model.overparam_init", {"identity", "independent"});
+  m.overparam_init = str("model.overparam_init");
   spec.partial_samples = static_cast<int>(int_in("record.partial_samples", 1, 1000));
   // The first key (in schema order) that only the torch engine serves, for auto and messages.
   std::string needs_torch;
   auto wants = [&](bool yes, const std::string& key) {
     if (yes && needs_torch.empty()) needs_torch = key;
   };
+  wants(m.arch != "mlp", "model.arch");
   wants(m.activation != "linear", "model.activation");
   wants(m.bias, "model.bias");
   wants(m.overparam > 1, "model.overparam");
@@ -1459,11 +1482,21 @@ RunSpec resolve(const ConfigFile& config,
     if (o.schedule.kind != "constant")
       throw fail("optimizer.schedule", "the torch engine runs a constant rate");
     if (!given.count("record.probes")) {
-      // The linear default without its end-to-end probe (not defined across a ReLU).
+      // The linear default without its end-to-end probe (not defined across a ReLU), and for a
+      // convolutional net without balance (adjacent weight matrices of other shapes).
       auto& probes = spec.train.probes;
       probes.erase(std::remove(probes.begin(), probes.end(), "e2e_fro"), probes.end());
+      if (m.arch != "mlp")
+        probes.erase(std::remove(probes.begin(), probes.end(), "balance"), probes.end());
       r.at("record.probes").value = probes;
     }
+    if (m.arch != "mlp")
+      for (const auto& p : spec.train.probes)
+        if (p == "balance" || p == "growth_mismatch" || p == "neuron_balance" || p == "partial")
+          throw fail("record.probes", "probe '" + p +
+                                          "' is defined for an mlp (adjacent weight "
+                                          "matrices); " +
+                                          m.arch + "'s convolutions have kernels of other shapes");
     for (const auto& p : spec.train.probes)
       if (!torch_engine_measures(p))
         throw fail("record.probes", "probe '" + p +

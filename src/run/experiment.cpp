@@ -28,6 +28,7 @@
 #include "dln/optim/agd.hpp"
 #include "dln/optim/optimizer.hpp"
 #include "dln/probe/probe.hpp"
+#include "dln/rng.hpp"
 #include "dln/run/csv_recorder.hpp"
 #include "dln/run/progress.hpp"
 #include "dln/version.hpp"
@@ -383,8 +384,72 @@ PreparedRun prepare(const RunSpec& spec, ProblemCache* cache) {
                                                  "for mnist_json, data.test_path for idx)");
     if (const std::string why = torch_engine_unavailable(); !why.empty())
       throw spec.error_at("model.engine", why);
-    // The layers' factors as one chain, initialised as the linear engine would a net of these
-    // widths (so that a net of one factor per layer starts where the native engine does).
+    if (spec.model.arch != "mlp") {
+      static const std::set<std::string> schemes = {"glorot_normal", "glorot_uniform", "he",
+                                                    "normal",        "orthogonal",     "constant"};
+      if (!schemes.count(spec.init.scheme))
+        throw spec.error_at("init.scheme",
+                            spec.model.arch +
+                                "'s layers are drawn one by one: glorot_normal, "
+                                "glorot_uniform, he, normal, orthogonal or constant");
+      if (p.dim() != 784)
+        throw spec.error_at("model.arch", fmt::format("{} reads 28 x 28 images: d = 784, not {}",
+                                                      spec.model.arch, p.dim()));
+    }
+    const auto layers = arch_layers(spec.model.arch, run.spec.widths);
+    const int k = spec.model.overparam;
+    // The normal net's initial layers: lenet's drawn one by one, each from a stream of its own;
+    // an mlp's as the linear engine would draw a net of these widths (so that a net of one
+    // factor per layer starts where the native engine does).
+    auto normal_layers = [&] {
+      if (spec.model.arch == "mlp")
+        return at_key(spec, spec.init.scheme == "npy" ? "init.paths" : "init.scheme",
+                      [&] { return initialize(run.spec.widths, spec.init, &p.sigma_yx()); })
+            .layers;
+      std::vector<Eigen::MatrixXd> out;
+      for (std::size_t l = 0; l < layers.size(); ++l) {
+        InitSpec init = spec.init;
+        init.seed = derive_seed(spec.init.seed, fmt::format("{}.{}", spec.model.arch, l + 1));
+        out.push_back(at_key(spec, "init.scheme", [&] {
+                        return initialize({layers[l].fan_in(), layers[l].out}, init);
+                      }).layers[0]);
+      }
+      return out;
+    };
+    bool identity =
+        k == 1 || (spec.model.overparam_init == "identity" && spec.init.scheme != "npy");
+    for (const auto& layer : layers) {
+      const int w = factor_widths(layer.fan_in(), layer.out, spec.model)[1];
+      identity = identity && (w == layer.fan_in() || w == layer.out);
+    }
+    if (identity) {
+      // Each layer's factors multiply to the normal net's layer: it at the factor of its shape,
+      // identities at the others (the overparameterised net starts as the same function).
+      const auto normal = normal_layers();
+      for (std::size_t l = 0; l < layers.size(); ++l) {
+        const int in = layers[l].fan_in(), out = layers[l].out;
+        const int w = factor_widths(in, out, spec.model)[1];
+        const bool last = k > 1 && w == in;  // W applied last, after identities on its input
+        for (int j = 0; j < k; ++j) {
+          const bool here = k == 1 || (last ? j == k - 1 : j == 0);
+          run.net.layers.push_back(here ? normal[l] : Eigen::MatrixXd::Identity(w, w));
+        }
+      }
+      return run;
+    }
+    // Independent factors: every factor drawn by the scheme, layer by layer as a chain of its
+    // factors' widths (mlp: one chain of all the factors, npy: one file per factor).
+    if (spec.model.arch != "mlp") {
+      for (std::size_t l = 0; l < layers.size(); ++l) {
+        InitSpec init = spec.init;
+        init.seed = derive_seed(spec.init.seed, fmt::format("{}.{}", spec.model.arch, l + 1));
+        const LinearNet part = at_key(spec, "init.scheme", [&] {
+          return initialize(factor_widths(layers[l].fan_in(), layers[l].out, spec.model), init);
+        });
+        for (const auto& f : part.layers) run.net.layers.push_back(f);
+      }
+      return run;
+    }
     std::vector<int> chain = {run.spec.widths.front()};
     for (std::size_t l = 0; l + 1 < run.spec.widths.size(); ++l) {
       const auto f = factor_widths(run.spec.widths[l], run.spec.widths[l + 1], spec.model);
@@ -492,6 +557,7 @@ std::unique_ptr<Session> start_session(PreparedRun& run, Recorder* recorder,
   TorchRunArgs a;
   a.data = &run.problem->data();
   a.widths = run.spec.widths;
+  a.layers = arch_layers(run.spec.model.arch, run.spec.widths);
   a.model = run.spec.model;
   a.loss = run.spec.loss.kind == "cross_entropy" ? "cross_entropy" : "l2";
   a.mean = run.spec.loss.reduction == Reduction::kMean;
@@ -917,8 +983,9 @@ SweepOutcome run_points(const ConfigFile& config, const std::vector<Point>& poin
   for (std::size_t i = 0; i < runs.size(); ++i) {
     csv += csv_field(points[i].name);
     for (const auto& label : points[i].labels) csv += "," + csv_field(label);
-    csv += fmt::format(",{},{},{}", runs[i].spec.widths.size() - 1, status_name(results[i].status),
-                       results[i].steps);
+    csv +=
+        fmt::format(",{},{},{}", arch_layers(runs[i].spec.model.arch, runs[i].spec.widths).size(),
+                    status_name(results[i].status), results[i].steps);
     for (const auto& c : metric_columns) {
       const auto it = std::find(results[i].columns.begin(), results[i].columns.end(), c);
       csv += ",";

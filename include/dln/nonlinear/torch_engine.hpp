@@ -20,18 +20,35 @@ namespace dln {
 // [model] beyond the widths.
 struct ModelSpec {
   std::string engine = "native";  // resolved: native | torch
-  std::string arch = "mlp";       // mlp | lenet
+  std::string arch = "mlp";       // mlp | lenet | lenet_tf
   std::string activation = "linear";
   std::string dtype = "float64";  // the torch engine's float32 | float64
   bool bias = false;
-  int overparam = 1;        // every weight matrix a product of this many factors
-  int overparam_width = 0;  // their inner width; 0: max(in, out) of the layer
+  int overparam = 1;                        // every weight matrix a product of this many factors
+  int overparam_width = 0;                  // their inner width; 0: max(in, out) of the layer
+  std::string overparam_init = "identity";  // identity | independent
 };
+
+// One layer of the net: fully connected (in -> out) or a convolution of in -> out channels with
+// a kernel x kernel window, zero padding `pad`, stride 1, then (if pool) 2 x 2 max pooling. Its
+// weight is a matrix (out, in x kernel x kernel); the activation follows every layer but the
+// last.
+struct LayerShape {
+  bool conv = false;
+  int in = 0, out = 0, kernel = 1, pad = 0;
+  bool pool = false;
+  int fan_in() const { return in * kernel * kernel; }
+};
+
+// The layers of an arch: mlp from the widths; lenet, lenet_tf (on 28 x 28 single-channel images,
+// docs/config.md#lenet) with `classes` outputs.
+std::vector<LayerShape> arch_layers(const std::string& arch, const std::vector<int>& widths);
 
 // Everything a nonlinear run is made of. Pointers are borrowed for the session's life.
 struct TorchRunArgs {
   const Dataset* data = nullptr;
-  std::vector<int> widths;  // the layers' widths d, n_2, ..., k (mlp)
+  std::vector<int> widths;  // d, ..., k (mlp: the layers' widths; lenet: d = 784 and k)
+  std::vector<LayerShape> layers;
   ModelSpec model;
   std::string loss = "l2";  // l2 (1/2 squared error) | cross_entropy
   bool mean = true;         // loss.reduction: mean over samples, or sum
