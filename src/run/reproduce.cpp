@@ -109,6 +109,12 @@ const std::vector<Reproduction>& reproductions() {
        "Hou et al.: l_4 and l_6 regression on the toy problem converge as t^{-1/(p-2)} for the "
        "shallow and the scalar-depth model; depth changes the constant",
        {"papers/hou-lp-rate/p4.toml", "papers/hou-lp-rate/p6.toml"}},
+      {"hou-mnist",
+       "Hou et al. Section 3 after Arora et al.: a LeNet-5 on MNIST with L2, normal against "
+       "overparameterised (every weight a product of two, the regulariser on the product), the "
+       "loss with and without the regulariser, and both trained on the cross-entropy alone "
+       "(4,000 digits, SGD batch 50, 2000 steps)",
+       {"papers/hou-mnist/lenet.toml"}},
       {"ji-telgarsky-fig1",
        "Ji & Telgarsky Fig. 1: on separable data, logistic loss, a 4-layer and a 1-layer linear "
        "net both converge to the max-margin separator; the deep net's layers tend to rank one "

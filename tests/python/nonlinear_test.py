@@ -236,6 +236,118 @@ weights_every = 1
                     self.assertLess(np.abs(g - fd).max() / np.abs(fd).max(), 1e-6, (loss, i))
 
 
+# out, in channels (None: fully connected), padding, pooled: docs/config.md#lenet
+ARCHS = {
+    "lenet": [(6, 1, 2, True), (16, 6, 0, True), (120, None, None, False),
+              (84, None, None, False), (10, None, None, False)],
+    "lenet_tf": [(32, 1, 2, True), (64, 32, 2, True), (512, None, None, False),
+                 (10, None, None, False)],
+}
+
+
+def torch_lenet_run(arch, X, Y, factors, biases, k, lam, lr, momentum, steps):
+    """The convolutional net written here with torch.nn.functional (ReLU, then 2x2 max pooling),
+    trained by full-batch SGD with momentum in float64: the losses at every step and the final
+    factors."""
+    torch.set_num_threads(1)
+    layers = ARCHS[arch]
+    Xt, Yt = torch.tensor(X).view(-1, 1, 28, 28), torch.tensor(Y)
+    F = [torch.tensor(W, requires_grad=True) for W in factors]
+    B = [torch.tensor(b, requires_grad=True) for b in biases]
+    o = torch.optim.SGD(F + B, lr=lr, momentum=momentum)
+
+    def weight(g):
+        W = F[g * k]
+        for j in range(1, k):
+            W = F[g * k + j] @ W
+        return W
+
+    def loss_of():
+        h = Xt
+        for g, (out, cin, pad, pool) in enumerate(layers):
+            W = weight(g)
+            if cin is not None:
+                h = torch.nn.functional.conv2d(h, W.view(out, cin, 5, 5), B[g], padding=pad)
+            else:
+                h = torch.nn.functional.linear(h.flatten(1), W, B[g])
+            if g + 1 < len(layers):
+                h = torch.relu(h)
+                if pool:
+                    h = torch.nn.functional.max_pool2d(h, 2)
+        data = -(Yt * torch.log_softmax(h, 1)).sum() / Xt.shape[0]
+        return data + 0.5 * lam * sum((weight(g) ** 2).sum() for g in range(len(layers)))
+
+    losses = []
+    for _ in range(steps):
+        o.zero_grad()
+        loss = loss_of()
+        losses.append(loss.item())
+        loss.backward()
+        o.step()
+    with torch.no_grad():
+        losses.append(loss_of().item())
+    return np.array(losses), [p.detach().numpy() for p in F]
+
+
+class LeNet(unittest.TestCase):
+    def test_the_convolutional_nets_match_a_pytorch_float64_loop(self):
+        """arch = "lenet", normal and overparameterised (every weight, the kernels included, a
+        product of two), and "lenet_tf"; biases, L2 on the products, momentum: the steps on 30
+        images equal a torch.nn.functional net from the same initial factors, losses and
+        factors to 1e-10 relative (float64 round-off over these steps ~1e-13; a wrong padding,
+        pooling, flattening order or regulariser is far above it). The normal and the
+        overparameterised net start as the same function."""
+        rng = np.random.default_rng(5)
+        X = rng.uniform(0.0, 1.0, (30, 784))
+        Y = np.eye(10)[rng.integers(0, 10, 30)]
+        shapes = {"lenet": [(6, 25), (16, 150), (120, 400), (84, 120), (10, 84)],
+                  "lenet_tf": [(32, 25), (64, 800), (512, 3136), (10, 512)]}
+        first = {}
+        with TempDir() as tmp:
+            write_data(tmp, X, Y)
+            for arch, k, steps in (("lenet", 1, 10), ("lenet", 2, 10), ("lenet_tf", 1, 4)):
+                name = f"{arch}{k}"
+                cfg = write_config(tmp / f"{name}.toml", f"""name = "{name}"
+seed = 2
+[data]
+source = "npy"
+x = "X.npy"
+y = "Y.npy"
+[model]
+arch = "{arch}"
+activation = "relu"
+bias = true
+overparam = {k}
+[loss]
+kind = "cross_entropy"
+l2 = 0.01
+[optimizer]
+kind = "momentum"
+momentum = 0.9
+lr = 0.05
+steps = {steps}
+[record]
+every = 1
+weights_every = {steps}
+probes = ["loss", "fro"]
+""")
+                out = run_dln("run", cfg, "--out", tmp / name)
+                self.assertEqual(out.returncode, 0, out.stderr)
+                groups = len(shapes[arch])
+                F0, B0 = load_factors(tmp / name / "snapshots" / f"step_{0:0{len(str(steps))}d}.npz",
+                                      range(groups + 1), k)
+                self.assertEqual([W.shape for W in F0[k - 1::k]], shapes[arch])
+                losses, F = torch_lenet_run(arch, X, Y, F0, B0, k, 0.01, 0.05, 0.9, steps)
+                header, rows = read_metrics(tmp / name)
+                self.assertLess(rel(rows[:, header.index("loss")], losses), 1e-10, name)
+                F1, _ = load_factors(tmp / name / "snapshots" / f"step_{steps}.npz",
+                                     range(groups + 1), k)
+                for a, b in zip(F1, F):
+                    self.assertLess(rel(a, b), 1e-10, name)
+                first[name] = losses[0]
+        self.assertAlmostEqual(first["lenet1"], first["lenet2"], delta=1e-12 * first["lenet1"])
+
+
 class Sgd(unittest.TestCase):
     def sgd_run(self, folder, batch, seed=4, steps=None, every=1, tag=""):
         n = 40
@@ -426,6 +538,21 @@ class Reproduction(unittest.TestCase):
             for c in claims:
                 self.assertRegex(c, r"\d\.\d")
 
+    @unittest.skipIf(SANITIZED, "two minutes of float32 LeNet training; LeNet's test runs above")
+    def test_hou_mnist_prints_its_claims_with_numbers(self):
+        with TempDir() as tmp:
+            out = run_dln("reproduce", "hou-mnist", "--out", tmp / "h")
+            self.assertEqual(out.returncode, 0, out.stderr)
+            claims = [l for l in out.stdout.splitlines() if l.startswith("claim:")]
+            self.assertEqual(len(claims), 5, out.stdout)
+            self.assertTrue((tmp / "h" / "figures" / "hou_mnist.png").is_file())
+            for arm in ("normal", "overparam", "normal_noreg", "overparam_noreg"):
+                header, rows = read_metrics(tmp / "h" / "lenet" / arm)
+                # Every arm learned the digits it trains on.
+                self.assertGreater(rows[-1, header.index("accuracy")], 0.97, arm)
+            for c in claims:
+                self.assertRegex(c, r"\d\.\d")
+
 
 class Engine(unittest.TestCase):
     def test_float32_follows_float64_and_runs_repeat_bit_for_bit(self):
@@ -533,6 +660,23 @@ probes = ["loss", "accuracy", "pattern_flips", "neuron_balance"]
                 self.assertEqual(len(res.stderr.strip().splitlines()), 1, res.stderr)
                 self.assertIn(key, res.stderr)
                 self.assertFalse((tmp / f"o{i}").exists())
+            # The convolutional nets: their own layers, 28 x 28 images, the MLP-only probes.
+            data = '[data]\nsource = "npy"\nx = "X.npy"\ny = "Y.npy"\n'
+            for i, (body, key) in enumerate([
+                    ('[model]\narch = "lenet"\nwidths = [784, 10]\n', "model.widths"),
+                    ('[model]\narch = "resnet"\n', "model.arch"),
+                    ('[model]\narch = "lenet"\n', "d = 784, not 6"),
+                    ('[model]\narch = "lenet_tf"\n[record]\nprobes = ["balance"]\n',
+                     "record.probes"),
+                    ('[model]\narch = "lenet"\n[init]\nscheme = "balanced"\n', "init.scheme"),
+                    ('[model]\nwidths = [6, 5, 3]\noverparam = 2\noverparam_init = "zero"\n',
+                     "model.overparam_init")]):
+                cfg = write_config(tmp / f"c{i}.toml", f'name = "c{i}"\n' + data + body)
+                res = run_dln("run", cfg, "--out", tmp / f"c{i}")
+                self.assertEqual(res.returncode, 2, (body, res.stderr))
+                self.assertEqual(len(res.stderr.strip().splitlines()), 1, res.stderr)
+                self.assertIn(key, res.stderr)
+                self.assertFalse((tmp / f"c{i}").exists())
             # Cross-entropy needs one-hot targets.
             text = config("ce", [6, 5, 3], '[loss]\nkind = "cross_entropy"\n').replace(
                 '"Y.npy"', '"Yr.npy"')
