@@ -43,7 +43,8 @@ def run(cmd, **kw):
 
 def export_data():
     """One-step runs that write each workload's data for the peers (record.data)."""
-    for name in ("w1_small", "w2_lp4", "w3_sweep", "w4_agd", "w5_onehot_lp4", "w6_relu"):
+    for name in ("w1_small", "w2_lp4", "w3_sweep", "w4_agd", "w5_onehot_lp4", "w6_relu",
+                 "w7_lenet"):
         run([DLN, "run", CONFIGS / f"{name}.toml", "--set", "record.data=true",
              "--set", "optimizer.steps=1", "--out", DATA / name, "--force"])
 
@@ -126,6 +127,27 @@ def dln_run_step(reps, config, *sets):
     return statistics.median(times) * 1e6
 
 
+def dln_step_by_difference(reps, config, short, long, *sets):
+    """dln's time per step of `config` as the difference of the step loops of two runs,
+    optimizer.steps = short and long, over long - short: what the runs' records and starts cost
+    cancels (a record of a mini-batch run passes over all the data), median of `reps`."""
+    times = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(reps):
+            wall = {}
+            for steps in (short, long):
+                out = Path(tmp) / f"r{i}_{steps}"
+                cmd = [DLN, "run", CONFIGS / f"{config}.toml", "--out", out, "--jobs", THREADS,
+                       "--quiet", "--set", f"optimizer.steps={steps}", "--set",
+                       f"record.every={steps}"]
+                for s in sets:
+                    cmd += ["--set", s]
+                run(cmd)
+                wall[steps] = json.loads((out / "summary.json").read_text())["wall_seconds"]
+            times.append((wall[long] - wall[short]) / (long - short))
+    return statistics.median(times) * 1e6
+
+
 W6_PROBES = ('record.probes=["loss", "loss_data", "accuracy", "fro", "spectral", "grad_fro", '
              '"balance", "growth_mismatch", "neuron_balance", "active", "pattern_flips", '
              '"pattern_agreement", "partial"]')
@@ -185,6 +207,14 @@ def main():
                                   "w6_relu")
         log(f"  {dtype}: dln {fmt_time(w6[dtype, 'dln'])}, recording every probe "
             f"{fmt_time(w6[dtype, 'rec'])}, plain {fmt_time(w6[dtype, 'plain'])}")
+    log("W7 (LeNet, SGD batch 50)")
+    w7 = {}
+    for dtype, peer_name in (("float32", "w7f"), ("float64", "w7")):
+        w7[dtype, "dln"] = dln_step_by_difference(reps, "w7_lenet", 100, 300,
+                                                  f'model.dtype="{dtype}"')
+        w7[dtype, "plain"] = peer(peer_name, "plain", "w7_lenet", 1 if args.quick else reps,
+                                  "w7_lenet")
+        log(f"  {dtype}: dln {fmt_time(w7[dtype, 'dln'])}, plain {fmt_time(w7[dtype, 'plain'])}")
     log("GEMM peak, again")
     # A peak is what the machine can do: the better of the measurements at the start and at the
     # end of the run, so that a neighbour's load during one of them does not lower the bar.
@@ -248,6 +278,10 @@ def main():
           f"(≥ 1×) | — | {'yes' if w6[dtype, 'plain'] >= w6[dtype, 'dln'] and w6[dtype, 'rec'] <= 1.5 * w6[dtype, 'dln'] else '**no**'}"
           f"; a step recording every probe costs {w6[dtype, 'rec'] / w6[dtype, 'dln']:.2f}× a "
           f"step (≤ 1.5×) |" for dtype in ("float64", "float32")],
+        *[f"| W7 `lenet` {dtype}, SGD batch 50, {T} threads | {fmt_time(w7[dtype, 'dln'])} | "
+          f"{fmt_time(w7[dtype, 'plain'])} | — | {w7[dtype, 'plain'] / w7[dtype, 'dln']:.2f}× "
+          f"(≥ 1×) | — | {'yes' if w7[dtype, 'plain'] >= w7[dtype, 'dln'] else '**no**'} |"
+          for dtype in ("float32", "float64")],
         "",
         f"- GEMM peak (PyTorch on {peak['blas']}, 2000³, float64; the better of the medians at the "
         f"start and at the end of the run): {peak['1']:.1f} GFLOP/s on "

@@ -307,10 +307,40 @@ def plain_relu(config, X, Y, steps, dtype):
     return time.perf_counter() - start
 
 
+def plain_lenet(config, X, Y, steps, dtype):
+    """LeNet-5 as in docs/config.md#lenet, nn modules, SGD on batches of a new permutation each
+    epoch, softmax cross-entropy: the loop a PyTorch user writes."""
+    k = Y.shape[1]
+    model = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 6, 5, padding=2), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(6, 16, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Flatten(),
+        torch.nn.Linear(400, 120), torch.nn.ReLU(), torch.nn.Linear(120, 84), torch.nn.ReLU(),
+        torch.nn.Linear(84, k)).to(dtype)
+    opt = torch.optim.SGD(model.parameters(), lr=config["optimizer"]["lr"])
+    batch = config["optimizer"]["batch_size"]
+    Xt = torch.from_numpy(X).to(dtype).view(-1, 1, 28, 28)
+    labels = torch.from_numpy(Y.argmax(1))
+    n = Xt.shape[0]
+    gen = torch.Generator().manual_seed(0)
+    order, at = torch.randperm(n, generator=gen), 0
+    start = time.perf_counter()
+    for _ in range(steps):
+        if at + batch > n:
+            order, at = torch.randperm(n, generator=gen), 0
+        idx = order[at:at + batch]
+        at += batch
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(Xt[idx]), labels[idx])
+        loss.backward()
+        opt.step()
+    loss.item()
+    return time.perf_counter() - start
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("workload", choices=["w1a", "w1b", "w2", "w3", "w4", "w5", "w6",
-                                                 "w6f"])
+                                                 "w6f", "w7", "w7f"])
     parser.add_argument("variant", choices=["plain", "fast"])
     parser.add_argument("run_dir")
     parser.add_argument("--config", help="the workload's own config: its steps, and the sweep "
@@ -325,7 +355,7 @@ def main():
         with open(args.config, "rb") as f:
             config["optimizer"]["steps"] = tomllib.load(f)["optimizer"]["steps"]
     default_steps = {"w1a": 2000, "w1b": 2000, "w2": 20, "w3": config["optimizer"]["steps"],
-                     "w4": 200, "w5": 5, "w6": 10, "w6f": 10}
+                     "w4": 200, "w5": 5, "w6": 10, "w6f": 10, "w7": 100, "w7f": 100}
     if args.variant == "plain" and args.workload == "w4":
         default_steps["w4"] = 3
     steps = args.steps or default_steps[args.workload]
@@ -336,6 +366,8 @@ def main():
         ("w5", "plain"): lambda: plain_steps(config, X, Y, steps),
         ("w6", "plain"): lambda: plain_relu(config, X, Y, steps, torch.float64),
         ("w6f", "plain"): lambda: plain_relu(config, X, Y, steps, torch.float32),
+        ("w7", "plain"): lambda: plain_lenet(config, X, Y, steps, torch.float64),
+        ("w7f", "plain"): lambda: plain_lenet(config, X, Y, steps, torch.float32),
         ("w4", "plain"): lambda: plain_agd(config, X, Y, steps),
         ("w3", "plain"): lambda: plain_sweep(config, X, Y, steps, args.config),
         ("w1a", "fast"): lambda: fast_l2_stats(config, X, Y, steps),
