@@ -4,7 +4,43 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "dln/core/hessian.hpp"
+
 namespace dln {
+
+StepCache::StepCache() = default;
+StepCache::~StepCache() = default;
+
+// The seed of the Lanczos start vectors: fixed, so that a run's numbers depend on its config
+// alone.
+constexpr std::uint64_t kLanczosSeed = 0x5eed1a2c05ULL;
+
+void StepCache::enable_hessian(const HessianOptions& options) {
+  hessian_options_ = std::make_unique<HessianOptions>(options);
+  hessian_ = std::make_unique<Hessian>();
+  hessian_->bind(*problem_, *net_, options, kLanczosSeed);
+  valid_ &= ~(kHessian | kHessianE2e);
+}
+
+const Eigen::VectorXd& StepCache::hessian_top() {
+  if (!has(kHessian)) {
+    hessian_top_ = &hessian_->top(*this);
+    valid_ |= kHessian;
+  }
+  return *hessian_top_;
+}
+
+double StepCache::hessian_top_e2e() {
+  if (!has(kHessianE2e)) {
+    hessian_top_e2e_ = hessian_->top_e2e(*this);
+    valid_ |= kHessianE2e;
+  }
+  return hessian_top_e2e_;
+}
+
+int StepCache::hessian_products() const {
+  return hessian_ ? hessian_->last_products() : 0;
+}
 
 void StepCache::bind(const Problem& problem, const LinearNet& net) {
   if (net.input_dim() != problem.dim() || net.output_dim() != problem.targets())
@@ -62,6 +98,7 @@ void StepCache::bind(const Problem& problem, const LinearNet& net) {
     grams_.emplace_back(m, m);
     solvers_.emplace_back(m);
   }
+  if (hessian_) hessian_->bind(problem, net, *hessian_options_, kLanczosSeed);
 }
 
 const Eigen::MatrixXd& StepCache::end_to_end() {

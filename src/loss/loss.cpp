@@ -81,6 +81,34 @@ double Loss::block_sum_and_gradient(const double* r, const double* y, double* g,
   return sum / p_;
 }
 
+void Loss::block_curvature(const double* r, const double* y, double* h, Eigen::Index size,
+                           double c) const {
+  if (kind_ != LossKind::kLp) {
+    const bool logistic = kind_ == LossKind::kLogistic;
+    for (Eigen::Index i = 0; i < size; ++i) {
+      const double m = y[i] * (r[i] + y[i]);
+      // logistic: l''(m) = s(m) s(-m) = e^{-|m|} / (1 + e^{-|m|})^2; exponential: e^{-m}.
+      double second;
+      if (logistic) {
+        const double e = std::exp(-std::abs(m));
+        second = e / ((1.0 + e) * (1.0 + e));
+      } else {
+        second = std::exp(-m);
+      }
+      h[i] = c * y[i] * y[i] * second;
+    }
+    return;
+  }
+  if (p_ == 2.0) {
+    for (Eigen::Index i = 0; i < size; ++i) h[i] = c;
+  } else if (p_ == 4.0) {
+    for (Eigen::Index i = 0; i < size; ++i) h[i] = 3.0 * c * r[i] * r[i];
+  } else {
+    for (Eigen::Index i = 0; i < size; ++i)
+      h[i] = c * (p_ - 1.0) * std::pow(std::abs(r[i]), p_ - 2.0);
+  }
+}
+
 double Loss::value(const Eigen::MatrixXd& R, const Eigen::MatrixXd& Y) const {
   const double c = scale(R.cols());
   if (kind_ != LossKind::kLp) {

@@ -1,11 +1,14 @@
 #include "dln/probe/probe.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 
+#include "dln/core/hessian.hpp"
 #include "dln/nonlinear/torch_engine.hpp"
 #include "dln/probe/alignment.hpp"
 #include "dln/probe/kernel.hpp"
 #include "dln/probe/rate.hpp"
+#include "dln/probe/spectrum.hpp"
 #include "dln/probe/theory.hpp"
 
 namespace dln {
@@ -231,6 +234,20 @@ const Registry& probe_registry() {
        "loglog_slope.loss / .error: slope of log(loss) and of log ||Y^ - Y||_F against log(step) "
        "over the last record.slope_window recorded rows",
        {"record.slope_window"}},
+      {"sharpness",
+       "the largest eigenvalue of the Hessian of the loss with respect to all layers (Lanczos "
+       "on exact Hessian-vector products, warm-started from the last record)",
+       {"record.hessian_iters", "record.hessian_tol"}},
+      {"hessian_eigs",
+       "hessian_eigs.i = the i-th largest eigenvalue of that Hessian, i = 1 ... record.hessian_k",
+       {"record.hessian_k", "record.hessian_iters", "record.hessian_tol"}},
+      {"sharpness_e2e",
+       "the largest eigenvalue of the Hessian of the loss with respect to W_e",
+       {}},
+      {"edge", "sharpness * lr / 2 (1: the edge of stability of GD at this rate)", {}},
+      {"hessian_products", "Hessian-vector products the record's Lanczos took", {}},
+      {"sv", "sv.l.i = the i-th largest singular value of W_l", {}},
+      {"sv_e2e", "sv_e2e.i = the i-th largest singular value of W_e", {}},
       {"mode_theory",
        "mode_theory.i: Saxe's prediction of mode.i (closed form for 2 layers, the scalar mode ODE "
        "otherwise; l2, whitened inputs)",
@@ -257,6 +274,7 @@ std::unique_ptr<Probe> make_probe(const std::string& name, const ProbeOptions& o
   if (name == "loglog_slope") return make_loglog_slope(options.slope_window);
   if (name == "error") return make_error_probe();
   if (auto p = make_alignment_probe(name)) return p;
+  if (auto p = make_spectrum_probe(name, options)) return p;
   throw std::invalid_argument("unknown probe '" + name + "'");
 }
 
@@ -277,6 +295,12 @@ std::string probe_unavailable(const std::string& name, const Problem& problem,
     return "probe '" + name + "' needs a scalar output with labels -1/+1";
   if ((name == "theta_e" || name == "err_eig" || name == "kernel_eig") && problem.targets() != 1)
     return "probe '" + name + "' is for scalar outputs (k = 1)";
+  if (needs_hessian(name) && problem.loss().kind() == LossKind::kLp && problem.loss().p() < 2.0)
+    return "probe '" + name +
+           "' needs a loss with a bounded Hessian: lp with p >= 2, or a "
+           "margin loss (|r|^p has unbounded curvature at r = 0 for p < 2)";
+  if (name == "edge" && optimizer_kind == "flow")
+    return "probe 'edge' compares the sharpness with a step size; flow has none";
   if (name == "kernel_eig" && problem.samples() > kKernelEigMaxSamples)
     return "probe 'kernel_eig' lists the whole n x n spectrum: it needs n <= " +
            std::to_string(kKernelEigMaxSamples) + " samples (kernel_rho works at any n)";
@@ -285,8 +309,11 @@ std::string probe_unavailable(const std::string& name, const Problem& problem,
   return {};
 }
 
-ProbeSet::ProbeSet(const std::vector<std::string>& names, const StepCache& cache,
+ProbeSet::ProbeSet(const std::vector<std::string>& names, StepCache& cache,
                    const ProbeOptions& options) {
+  if (std::any_of(names.begin(), names.end(), needs_hessian))
+    cache.enable_hessian(
+        {.k = options.hessian_k, .iters = options.hessian_iters, .tol = options.hessian_tol});
   for (const auto& name : names) {
     probes_.push_back(make_probe(name, options));
     probes_.back()->bind(cache);

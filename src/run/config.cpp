@@ -289,6 +289,16 @@ const std::vector<KeySpec>& config_schema() {
        "loglog_slope: the number of most recent recorded rows the slope is fitted over.", ""},
       {"record.eigs", T::kInt, "2",
        "err_eig: the number of leading eigen-directions of X^T X recorded.", ""},
+      {"record.hessian_k", T::kInt, "1",
+       "hessian_eigs: the number of largest Hessian eigenvalues recorded.", ""},
+      {"record.hessian_iters", T::kInt, "100",
+       "Hessian probes: Lanczos iterations at most per record (as many vectors of the "
+       "parameters' size are kept).",
+       ""},
+      {"record.hessian_tol", T::kFloat, "1e-10",
+       "Hessian probes: Lanczos stops when every Ritz pair's residual ||H y - theta y|| is at "
+       "most this times the largest |theta|.",
+       ""},
       {"stop.loss", T::kFloat, "0.0", "Stop with status converged when the loss falls below it.",
        ""},
       {"stop.diverge_factor", T::kFloat, "1e12",
@@ -1431,6 +1441,12 @@ RunSpec resolve(const ConfigFile& config,
   spec.train.probe_options.slope_window =
       static_cast<int>(int_in("record.slope_window", 2, kMaxSlopeWindow));
   spec.train.probe_options.eigs = static_cast<int>(int_in("record.eigs", 1, kMaxCount));
+  spec.train.probe_options.hessian_k = static_cast<int>(int_in("record.hessian_k", 1, 1000));
+  spec.train.probe_options.hessian_iters =
+      static_cast<int>(int_in("record.hessian_iters", 1, 100000));
+  spec.train.probe_options.hessian_tol = num("record.hessian_tol");
+  if (!(spec.train.probe_options.hessian_tol > 0 && spec.train.probe_options.hessian_tol < 1))
+    throw fail("record.hessian_tol", "must be in (0, 1)");
   spec.train.stop.loss = num("stop.loss");
   if (!(spec.train.stop.loss >= 0)) throw fail("stop.loss", "must be >= 0");
   spec.train.stop.diverge_factor = num("stop.diverge_factor");

@@ -28,6 +28,7 @@
 #include "dln/optim/agd.hpp"
 #include "dln/optim/optimizer.hpp"
 #include "dln/probe/probe.hpp"
+#include "dln/probe/spectrum.hpp"
 #include "dln/rng.hpp"
 #include "dln/run/csv_recorder.hpp"
 #include "dln/run/progress.hpp"
@@ -370,6 +371,21 @@ PreparedRun prepare(const RunSpec& spec, ProblemCache* cache) {
                                            trains_end_to_end(spec.train.optimizer));
         !why.empty())
       throw spec.error_at("record.probes", why);
+  if (spec.model.engine != "torch" &&
+      std::any_of(spec.train.probes.begin(), spec.train.probes.end(), needs_hessian)) {
+    // The Lanczos vectors: (iters + 2 + k) of the parameters' length, and of W_e's.
+    const auto& o = spec.train.probe_options;
+    double parameters = 0.0;
+    for (std::size_t l = 0; l + 1 < run.spec.widths.size(); ++l)
+      parameters += double(run.spec.widths[l]) * run.spec.widths[l + 1];
+    const double e2e = double(p.dim()) * double(p.targets());
+    const double vectors = double(o.hessian_iters) + 2.0 + o.hessian_k;
+    at_key(spec, "record.hessian_iters", [&] {
+      io::require_memory(
+          8.0 * vectors * (parameters + e2e) + 16.0 * double(p.targets()) * p.samples(),
+          "the Lanczos vectors of the Hessian probes", "");
+    });
+  }
   if (spec.model.engine == "torch") {
     if (spec.loss.kind == "cross_entropy" &&
         (p.targets() < 2 || !((p.data().Y.array() == 0.0) || (p.data().Y.array() == 1.0)).all() ||

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "dln/core/hessian.hpp"
 #include "dln/optim/optimizer.hpp"
 #include "dln/optim/schedule.hpp"
 #include "dln/probe/probe.hpp"
@@ -115,6 +116,7 @@ Training::Training(const Problem& problem, LinearNet& net, const TrainSpec& spec
     s.optimizer->load(in, "opt.");
     s.schedule->load(in, "schedule.");
     s.probes->load(in);
+    if (s.cache.has_hessian()) s.cache.hessian().load(in, "hessian.");
     s.result.steps = state_count(in, "steps", 0, s.steps);
     s.result.initial_loss = state_scalar(in, "initial_loss");
     if (state_count(in, "status", 0, 3) != static_cast<int>(RunStatus::kCompleted))
@@ -215,6 +217,7 @@ void Training::save(StateMap& out) const {
   s.optimizer->save(out, "opt.");
   s.schedule->save(out, "schedule.");
   s.probes->save(out);
+  if (s.cache.has_hessian()) s.cache.hessian().save(out, "hessian.");
   put_scalar(out, "steps", static_cast<double>(s.result.steps));
   put_scalar(out, "initial_loss", s.result.initial_loss);
   put_scalar(out, "status", static_cast<double>(static_cast<int>(s.result.status)));

@@ -398,10 +398,10 @@ record = { every = 0.01, probes = ["loss", "t", "e2e_fro"] }
     def test_verify_prints_a_table_and_exits_zero_when_all_pass(self):
         out = run_dln("verify", "--quick")
         self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
-        self.assertEqual(out.stdout.count("[pass]"), 14)
+        self.assertEqual(out.stdout.count("[pass]"), 15)
         for word in ("setting:", "measured:", "threshold:"):
-            self.assertEqual(out.stdout.count(word), 14)
-        self.assertEqual(run_dln("verify", "--check", 15).returncode, 2)
+            self.assertEqual(out.stdout.count(word), 15)
+        self.assertEqual(run_dln("verify", "--check", 16).returncode, 2)
 
 
 class MoreLoaders(unittest.TestCase):

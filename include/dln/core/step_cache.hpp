@@ -5,6 +5,8 @@
 
 #include <Eigen/Core>
 #include <Eigen/Eigenvalues>
+#include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "dln/core/data_pass.hpp"
@@ -13,8 +15,16 @@
 
 namespace dln {
 
+class Hessian;
+struct HessianOptions;
+
 class StepCache {
  public:
+  StepCache();
+  ~StepCache();
+  StepCache(const StepCache&) = delete;
+  StepCache& operator=(const StepCache&) = delete;
+
   // Sizes every buffer for this problem and net; the net must outlive the cache's use.
   void bind(const Problem& problem, const LinearNet& net);
   // The weights changed: everything computed is stale.
@@ -64,6 +74,17 @@ class StepCache {
   const std::vector<double>& layer_spectral_norms();
   double e2e_spectral_norm();
 
+  // The Hessian of the loss (docs/theory.md#sharpness): enable() sizes its buffers (before the
+  // loop; again on every bind); then the top eigenvalues with respect to all layers and to W_e,
+  // computed once per step, and the Hessian-vector products the last computation took.
+  void enable_hessian(const HessianOptions& options);
+  bool has_hessian() const { return hessian_ != nullptr; }
+  const Eigen::VectorXd& hessian_top();
+  double hessian_top_e2e();
+  int hessian_products() const;
+  Hessian& hessian() { return *hessian_; }
+  const Hessian& hessian() const { return *hessian_; }
+
  private:
   enum Part : unsigned {
     kProducts = 1u << 0,
@@ -76,6 +97,8 @@ class StepCache {
     kE2eSpectral = 1u << 7,
     kResidual = 1u << 8,        // data path: residual_ and dloss_
     kFactorResidual = 1u << 9,  // stats path: W_e F - T
+    kHessian = 1u << 10,
+    kHessianE2e = 1u << 11,
   };
   const Eigen::MatrixXd& factor_residual();
   void compute_residual();
@@ -105,6 +128,11 @@ class StepCache {
   double e2e_spectral_ = 0.0;
   std::vector<Eigen::MatrixXd> grams_;
   std::vector<Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd>> solvers_;
+
+  std::unique_ptr<Hessian> hessian_;
+  std::unique_ptr<HessianOptions> hessian_options_;
+  const Eigen::VectorXd* hessian_top_ = nullptr;
+  double hessian_top_e2e_ = 0.0;
 };
 
 }  // namespace dln

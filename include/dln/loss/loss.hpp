@@ -50,6 +50,11 @@ class Loss {
   // returns the block's sum of l (the loss is c times the sum over all blocks).
   double block_sum_and_gradient(const double* r, const double* y, double* g, Eigen::Index size,
                                 double c) const;
+  // The second derivatives c d^2l/dr^2 on `size` entries (the Hessian of the loss in Y^ is
+  // diagonal): lp c (p - 1) |r|^{p-2}, margin losses c y^2 l''(m). Unbounded at r = 0 for
+  // p < 2, which the sharpness probes refuse.
+  void block_curvature(const double* r, const double* y, double* h, Eigen::Index size,
+                       double c) const;
 
  private:
   double p_;

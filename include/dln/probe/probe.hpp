@@ -43,6 +43,9 @@ struct ProbeOptions {
   double basu_kappa2 = 0.0;
   int eigs = 2;                  // err_eig: leading eigen-directions of X^T X
   int slope_window = 20;         // loglog_slope: recorded rows in the fit
+  int hessian_k = 1;             // hessian_eigs: eigenvalues recorded
+  int hessian_iters = 100;       // Lanczos iterations (vectors kept) at most
+  double hessian_tol = 1e-10;    // Lanczos residual tolerance, relative to the top eigenvalue
   std::string optimizer = "gd";  // the optimiser's kind: kernel probes use its layer rates
 };
 
@@ -58,7 +61,8 @@ std::string probe_unavailable(const std::string& name, const Problem& problem,
 // The probes a config asks for, as one row of columns.
 class ProbeSet {
  public:
-  ProbeSet(const std::vector<std::string>& names, const StepCache& cache,
+  // Enables the cache's Hessian when a probe needs it.
+  ProbeSet(const std::vector<std::string>& names, StepCache& cache,
            const ProbeOptions& options = {});
   const std::vector<std::string>& columns() const { return columns_; }
   void measure(const StepInfo& info, StepCache& cache, std::span<double> row);
