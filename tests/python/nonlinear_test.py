@@ -5,16 +5,13 @@ the weight snapshots.
 """
 import json
 import os
-import signal
-import subprocess
-import time
 import unittest
-from pathlib import Path
 
 import numpy as np
 import torch
 
-from support import DLN, TempDir, read_metrics, run_dln, toml_list, write_config
+from support import (TempDir, kill_at_first_checkpoint_then_resume, read_metrics, run_dln,
+                     toml_list, write_config)
 
 SANITIZED = os.environ.get("DLN_SANITIZED") in ("1", "ON", "TRUE", "true")
 
@@ -610,22 +607,8 @@ probes = ["loss", "accuracy", "pattern_flips", "neuron_balance"]
 """))
             res = run_dln("run", cfg, "--out", tmp / "whole")
             self.assertEqual(res.returncode, 0, res.stderr)
-            killed = 0
-            for _ in range(3):
-                p = subprocess.Popen([DLN, "run", str(cfg), "--out", str(tmp / "cut")],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                check = tmp / "cut.partial" / "checkpoint.npz"
-                while p.poll() is None and not check.exists():
-                    time.sleep(0.002)
-                if p.poll() is None:
-                    time.sleep(0.05 * killed)
-                    p.send_signal(signal.SIGKILL)
-                    killed += 1
-                p.wait()
-                if (tmp / "cut").exists():
-                    break
+            killed, res = kill_at_first_checkpoint_then_resume(cfg, tmp / "cut")
             self.assertGreater(killed, 0)
-            res = run_dln("run", cfg, "--out", tmp / "cut")
             self.assertEqual(res.returncode, 0, res.stderr)
             self.assertIn("resuming", res.stderr)
             a = [l.rsplit(",", 1)[0] for l in (tmp / "whole" / "metrics.csv").read_text().split()]

@@ -1,7 +1,9 @@
 """Helpers for the end-to-end tests: find the dln binary, write configs and arrays, run it."""
 import os
+import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -57,3 +59,25 @@ class TempDir:
 
     def __exit__(self, *exc):
         self._dir.cleanup()
+
+
+def kill_at_first_checkpoint_then_resume(cfg, out, attempts=3):
+    """Starts `dln run cfg --out out` and kills it with SIGKILL once its first checkpoint is on
+    disk (a little later at each attempt, up to `attempts`), then runs it to the end. Returns
+    (times killed, the last run's CompletedProcess)."""
+    out = Path(out)
+    killed = 0
+    for _ in range(attempts):
+        p = subprocess.Popen([DLN, "run", str(cfg), "--out", str(out)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        check = out.parent / (out.name + ".partial") / "checkpoint.npz"
+        while p.poll() is None and not check.exists():
+            time.sleep(0.002)
+        if p.poll() is None:
+            time.sleep(0.05 * killed)
+            p.send_signal(signal.SIGKILL)
+            killed += 1
+        p.wait()
+        if out.exists():
+            break
+    return killed, run_dln("run", cfg, "--out", out)
