@@ -5,6 +5,7 @@
 #include <stdexcept>
 
 #include "dln/core/hessian.hpp"
+#include "dln/core/multiply.hpp"
 
 namespace dln {
 
@@ -145,8 +146,47 @@ const Eigen::MatrixXd& StepCache::factor_residual() {
   return factor_residual_;
 }
 
+void StepCache::bind_batches(Eigen::Index batch) {
+  const Eigen::Index d = problem_->dim(), k = problem_->targets();
+  batch_x_.resize(d, batch);
+  batch_y_.resize(k, batch);
+  batch_r_.resize(k, batch);
+  batch_g_.resize(k, batch);
+}
+
+void StepCache::use_batch(const std::int64_t* index, Eigen::Index size) {
+  invalidate();
+  const auto& X = problem_->data().X;
+  const auto& Y = problem_->data().Y;
+  for (Eigen::Index j = 0; j < size; ++j) {
+    batch_x_.col(j) = X.col(index[j]);
+    batch_y_.col(j) = Y.col(index[j]);
+  }
+  batch_size_ = size;
+  batch_ = true;
+}
+
+// The batch's residual, loss and dL/dW_e = c_B l'(R_B) X_B^T.
+void StepCache::compute_batch() {
+  const Eigen::Index m = batch_size_;
+  auto X = batch_x_.leftCols(m);
+  auto R = batch_r_.leftCols(m);
+  auto G = batch_g_.leftCols(m);
+  multiply(R, end_to_end(), X);
+  R -= batch_y_.leftCols(m);
+  const Loss& l = problem_->loss();
+  const double c = l.scale(m);
+  loss_ = c * l.block_sum_and_gradient(R.data(), batch_y_.data(), G.data(), R.size(), c);
+  multiply(e2e_grad_, G, X.transpose());
+  valid_ |= kLoss | kE2eGrad;
+}
+
 double StepCache::loss() {
   if (has(kLoss)) return loss_;
+  if (batch_) {
+    compute_batch();
+    return loss_;
+  }
   if (problem_->uses_stats()) {
     // Cancellation-free: a sum of squares plus a constant (docs/theory.md#sufficient-statistics).
     loss_ =
@@ -184,12 +224,17 @@ void StepCache::compute_residual() {
 
 const Eigen::MatrixXd& StepCache::residual() {
   if (problem_->uses_stats()) throw std::logic_error("StepCache::residual: stats path");
+  if (batch_) throw std::logic_error("StepCache::residual: a mini-batch is in use");
   compute_residual();
   return residual_;
 }
 
 const Eigen::MatrixXd& StepCache::e2e_gradient() {
   if (has(kE2eGrad)) return e2e_grad_;
+  if (batch_) {
+    compute_batch();
+    return e2e_grad_;
+  }
   if (problem_->uses_stats()) {
     factor_t_pass_.times(factor_residual(), e2e_grad_);  // (W_e F - T) F^T
     e2e_grad_ *= problem_->stats_scale();

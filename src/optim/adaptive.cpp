@@ -13,8 +13,11 @@ void zeros_like(const LinearNet& net, std::vector<Eigen::MatrixXd>& out) {
 
 class Adagrad final : public Optimizer {
  public:
-  explicit Adagrad(double eps) : eps_(eps) {}
-  void reset(const LinearNet& net, const Problem&) override { zeros_like(net, sum_); }
+  Adagrad(double eps, double decay) : eps_(eps), decay_(decay) {}
+  void reset(const LinearNet& net, const Problem&) override {
+    zeros_like(net, sum_);
+    grads_.reset(net, decay_);
+  }
   void save(StateMap& state, const std::string& prefix) const override {
     save_list(state, prefix + "sum", sum_);
   }
@@ -22,7 +25,7 @@ class Adagrad final : public Optimizer {
     load_list(state, prefix + "sum", sum_);
   }
   void step(StepCache& cache, LinearNet& net, double lr) override {
-    const auto& g = cache.layer_gradients();
+    const auto& g = grads_.of(cache, net);
     for (int l = 0; l < net.depth(); ++l) {
       sum_[l].array() += g[l].array().square();
       net.layers[l].array() -= lr * g[l].array() / (sum_[l].array().sqrt() + eps_);
@@ -31,14 +34,17 @@ class Adagrad final : public Optimizer {
   }
 
  private:
-  double eps_;
+  double eps_, decay_;
+  DecayedGradients grads_;
   std::vector<Eigen::MatrixXd> sum_;
 };
 
 class Adam final : public Optimizer {
  public:
-  Adam(double beta1, double beta2, double eps) : beta1_(beta1), beta2_(beta2), eps_(eps) {}
+  Adam(double beta1, double beta2, double eps, double decay)
+      : beta1_(beta1), beta2_(beta2), eps_(eps), decay_(decay) {}
   void reset(const LinearNet& net, const Problem&) override {
+    grads_.reset(net, decay_);
     zeros_like(net, m_);
     zeros_like(net, v_);
     t_ = 0;
@@ -54,7 +60,7 @@ class Adam final : public Optimizer {
     t_ = state_count(state, prefix + "t", 0, std::numeric_limits<long>::max() / 2);
   }
   void step(StepCache& cache, LinearNet& net, double lr) override {
-    const auto& g = cache.layer_gradients();
+    const auto& g = grads_.of(cache, net);
     ++t_;
     const double bc1 = 1.0 - std::pow(beta1_, static_cast<double>(t_));
     const double bc2 = 1.0 - std::pow(beta2_, static_cast<double>(t_));
@@ -68,19 +74,20 @@ class Adam final : public Optimizer {
   }
 
  private:
-  double beta1_, beta2_, eps_;
+  double beta1_, beta2_, eps_, decay_;
+  DecayedGradients grads_;
   std::vector<Eigen::MatrixXd> m_, v_;
   long t_ = 0;
 };
 
 }  // namespace
 
-std::unique_ptr<Optimizer> make_adagrad(double eps) {
-  return std::make_unique<Adagrad>(eps);
+std::unique_ptr<Optimizer> make_adagrad(double eps, double decay) {
+  return std::make_unique<Adagrad>(eps, decay);
 }
 
-std::unique_ptr<Optimizer> make_adam(double beta1, double beta2, double eps) {
-  return std::make_unique<Adam>(beta1, beta2, eps);
+std::unique_ptr<Optimizer> make_adam(double beta1, double beta2, double eps, double decay) {
+  return std::make_unique<Adam>(beta1, beta2, eps, decay);
 }
 
 }  // namespace dln

@@ -10,37 +10,58 @@
 #include "dln/optim/e2e.hpp"
 
 namespace dln {
+
+void DecayedGradients::reset(const LinearNet& net, double decay) {
+  decay_ = decay;
+  out_.clear();
+  if (decay == 0.0) return;
+  for (const auto& W : net.layers) out_.emplace_back(W.rows(), W.cols());
+}
+
+const std::vector<Eigen::MatrixXd>& DecayedGradients::of(StepCache& cache, const LinearNet& net) {
+  const auto& g = cache.layer_gradients();
+  if (decay_ == 0.0) return g;
+  for (std::size_t l = 0; l < g.size(); ++l) out_[l] = g[l] + decay_ * net.layers[l];
+  return out_;
+}
+
 namespace {
 
 // W_l <- W_l - lr dL/dW_l, every layer from the same weights; or, round robin, W_1 first, then
 // W_2 with its gradient at the new W_1, and so on.
 class Gd final : public Optimizer {
  public:
-  explicit Gd(bool round_robin) : round_robin_(round_robin) {}
-  void reset(const LinearNet&, const Problem&) override {}
+  Gd(bool round_robin, double decay) : round_robin_(round_robin), decay_(decay) {}
+  void reset(const LinearNet& net, const Problem&) override { grads_.reset(net, decay_); }
   void step(StepCache& cache, LinearNet& net, double lr) override {
     if (round_robin_) {
       for (int l = 1; l <= net.depth(); ++l) {
-        net.layers[l - 1] -= lr * cache.layer_gradient(l);
+        if (decay_ != 0.0)
+          net.layers[l - 1] -= lr * (cache.layer_gradient(l) + decay_ * net.layers[l - 1]);
+        else
+          net.layers[l - 1] -= lr * cache.layer_gradient(l);
         cache.invalidate();
       }
       return;
     }
-    const auto& g = cache.layer_gradients();
+    const auto& g = grads_.of(cache, net);
     for (int l = 0; l < net.depth(); ++l) net.layers[l] -= lr * g[l];
     cache.invalidate();
   }
 
  private:
   bool round_robin_;
+  double decay_;
+  DecayedGradients grads_;
 };
 
 // Heavy ball in PyTorch's form: v <- mu v + g, W <- W - lr v; with nesterov,
 // W <- W - lr (g + mu v) (docs/theory.md#optimisers).
 class Momentum final : public Optimizer {
  public:
-  Momentum(double mu, bool nesterov) : mu_(mu), nesterov_(nesterov) {}
+  Momentum(double mu, bool nesterov, double decay) : mu_(mu), nesterov_(nesterov), decay_(decay) {}
   void reset(const LinearNet& net, const Problem&) override {
+    grads_.reset(net, decay_);
     velocity_.clear();
     for (const auto& W : net.layers) velocity_.push_back(Eigen::MatrixXd::Zero(W.rows(), W.cols()));
   }
@@ -51,7 +72,7 @@ class Momentum final : public Optimizer {
     load_list(state, prefix + "velocity", velocity_);
   }
   void step(StepCache& cache, LinearNet& net, double lr) override {
-    const auto& g = cache.layer_gradients();
+    const auto& g = grads_.of(cache, net);
     for (int l = 0; l < net.depth(); ++l) {
       velocity_[l] = mu_ * velocity_[l] + g[l];
       if (nesterov_)
@@ -65,6 +86,8 @@ class Momentum final : public Optimizer {
  private:
   double mu_;
   bool nesterov_;
+  double decay_;
+  DecayedGradients grads_;
   std::vector<Eigen::MatrixXd> velocity_;
 };
 
@@ -72,7 +95,7 @@ class Momentum final : public Optimizer {
 // layer holding W_e (docs/theory.md#end-to-end-update).
 class EndToEnd final : public Optimizer {
  public:
-  explicit EndToEnd(int depth) : depth_(depth) {}
+  EndToEnd(int depth, double decay) : depth_(depth), decay_(decay) {}
   void reset(const LinearNet& net, const Problem&) override {
     if (net.depth() != 1) throw std::logic_error("e2e trains a one-layer (end-to-end) net");
     precond_.resize(net.output_dim(), net.input_dim(), depth_);
@@ -80,12 +103,15 @@ class EndToEnd final : public Optimizer {
   }
   void step(StepCache& cache, LinearNet& net, double lr) override {
     precond_.apply(net.layers[0], cache.e2e_gradient(), update_);
+    // Decay omega W_l on every layer moves W_e by sum_l S_l (omega W_l) P_{l-1} = N omega W_e.
+    if (decay_ != 0.0) update_ += (depth_ * decay_) * net.layers[0];
     net.layers[0] -= lr * update_;
     cache.invalidate();
   }
 
  private:
   int depth_;
+  double decay_;
   EndToEndPreconditioner precond_;
   Eigen::MatrixXd update_;
 };
@@ -98,6 +124,7 @@ class Flow final : public Optimizer {
   explicit Flow(const OptimizerSpec& spec)
       : e2e_(spec.dynamics == "e2e"),
         depth_(spec.depth),
+        decay_(spec.weight_decay),
         stepper_(boost::numeric::odeint::make_controlled(
             spec.abs_tol, spec.rel_tol, boost::numeric::odeint::runge_kutta_dopri5<State>())) {}
 
@@ -147,11 +174,18 @@ class Flow final : public Optimizer {
       std::size_t offset = 0;
       if (e2e_) {
         precond_.apply(net.layers[0], cache.e2e_gradient(), update_);
-        for (Eigen::Index i = 0; i < update_.size(); ++i) dxdt[offset++] = -update_.data()[i];
+        const double decay = depth_ * decay_;
+        const double* w = net.layers[0].data();
+        for (Eigen::Index i = 0; i < update_.size(); ++i)
+          dxdt[offset++] = -update_.data()[i] - decay * w[i];
         return;
       }
-      for (const auto& g : cache.layer_gradients())
-        for (Eigen::Index i = 0; i < g.size(); ++i) dxdt[offset++] = -g.data()[i];
+      const auto& grads = cache.layer_gradients();
+      for (std::size_t l = 0; l < grads.size(); ++l) {
+        const double* g = grads[l].data();
+        const double* w = net.layers[l].data();
+        for (Eigen::Index i = 0; i < grads[l].size(); ++i) dxdt[offset++] = -g[i] - decay_ * w[i];
+      }
     };
     // Adaptive steps over [0, dt], the last one shortened to end exactly at dt; the step size
     // carries over from one interval to the next.
@@ -206,6 +240,7 @@ class Flow final : public Optimizer {
 
   bool e2e_;
   int depth_;
+  double decay_;
   Stepper stepper_;
   State state_, before_;
   double h_ = 0.0;
@@ -223,9 +258,9 @@ const Registry& optimizer_registry() {
        "full-batch gradient descent, every layer at once (or one at a time: round_robin)",
        {"optimizer.round_robin"}},
       {"sgd",
-       "stochastic gradient descent on mini-batches of optimizer.batch_size samples, a seeded "
-       "permutation per epoch (torch engine)",
-       {}},
+       "stochastic gradient descent: W <- W - lr g on mini-batches of optimizer.batch_size "
+       "samples, a seeded permutation per epoch (or drawn with replacement)",
+       {"optimizer.batch_size", "optimizer.with_replacement", "optimizer.seed"}},
       {"momentum", "heavy-ball momentum: v <- mu v + g, W <- W - lr v", {"optimizer.momentum"}},
       {"nesterov",
        "Nesterov momentum: v <- mu v + g, W <- W - lr (g + mu v)",
@@ -258,13 +293,16 @@ bool trains_end_to_end(const OptimizerSpec& spec) {
 }
 
 std::unique_ptr<Optimizer> make_optimizer(const OptimizerSpec& spec) {
-  if (spec.kind == "gd") return std::make_unique<Gd>(spec.round_robin);
+  if (spec.kind == "gd" || spec.kind == "sgd")
+    return std::make_unique<Gd>(spec.round_robin, spec.weight_decay);
   if (spec.kind == "agd") return std::make_unique<AlignedGd>();
-  if (spec.kind == "adagrad") return make_adagrad(spec.eps);
-  if (spec.kind == "adam") return make_adam(spec.beta1, spec.beta2, spec.eps);
-  if (spec.kind == "momentum") return std::make_unique<Momentum>(spec.momentum, false);
-  if (spec.kind == "nesterov") return std::make_unique<Momentum>(spec.momentum, true);
-  if (spec.kind == "e2e") return std::make_unique<EndToEnd>(spec.depth);
+  if (spec.kind == "adagrad") return make_adagrad(spec.eps, spec.weight_decay);
+  if (spec.kind == "adam") return make_adam(spec.beta1, spec.beta2, spec.eps, spec.weight_decay);
+  if (spec.kind == "momentum")
+    return std::make_unique<Momentum>(spec.momentum, false, spec.weight_decay);
+  if (spec.kind == "nesterov")
+    return std::make_unique<Momentum>(spec.momentum, true, spec.weight_decay);
+  if (spec.kind == "e2e") return std::make_unique<EndToEnd>(spec.depth, spec.weight_decay);
   if (spec.kind == "flow") return std::make_unique<Flow>(spec);
   throw std::invalid_argument("unknown optimizer '" + spec.kind + "'");
 }

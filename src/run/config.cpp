@@ -145,8 +145,8 @@ const std::vector<KeySpec>& config_schema() {
       {"model.width", T::kInt, "0", "With model.depth >= 2: the width of every hidden layer.", ""},
       {"model.engine", T::kString, "\"auto\"",
        "native (the exact linear engine), torch (the nonlinear engine on libtorch), or auto: "
-       "torch when a key below asks for what only it does (relu, bias, overparam, "
-       "cross_entropy, loss.l2, sgd, batch_size, weight_decay, a nonlinear probe), else native.",
+       "torch when a key asks for what only it does (relu, bias, overparam, lenet, float32, "
+       "cross_entropy, loss.l2, a nonlinear probe), else native.",
        ""},
       {"model.activation", T::kString, "\"linear\"",
        "linear or relu (between layers, not after the last); relu runs on the torch engine.", ""},
@@ -214,14 +214,20 @@ const std::vector<KeySpec>& config_schema() {
        "optimizer.kind=gd"},
       {"optimizer.batch_size", T::kInt, "0",
        "Samples per step, drawn without replacement from a seeded permutation of the data each "
-       "epoch (the last batch of an epoch may be smaller); 0: the whole data set.",
-       "optimizer.kind=sgd|momentum|nesterov|adam"},
-      {"optimizer.seed", T::kInt, "(seed)", "Seed of the per-epoch permutations.",
-       "optimizer.kind=sgd|momentum|nesterov|adam"},
+       "epoch (the last batch of an epoch may be smaller); 0 or >= n: the whole data set (full "
+       "batch, the same numbers as gd).",
+       "optimizer.kind=sgd|momentum|nesterov|adam|adagrad"},
+      {"optimizer.with_replacement", T::kBool, "false",
+       "Draw each step's batch_size samples independently and uniformly (with replacement) "
+       "instead of from per-epoch permutations (native engine).",
+       "optimizer.kind=sgd|momentum|nesterov|adam|adagrad"},
+      {"optimizer.seed", T::kInt, "(seed)", "Seed of the mini-batches.",
+       "optimizer.kind=sgd|momentum|nesterov|adam|adagrad"},
       {"optimizer.weight_decay", T::kFloat, "0.0",
-       "Adds weight_decay x W to every parameter's gradient (PyTorch's weight_decay; torch "
-       "engine).",
-       "optimizer.kind=gd|sgd|momentum|nesterov|adam"},
+       "Adds weight_decay x W to every parameter's gradient before the update (PyTorch's "
+       "weight_decay; e2e: N weight_decay W_e, the sum of the layers' decays); not part of the "
+       "loss.",
+       "optimizer.kind!=agd"},
       {"optimizer.momentum", T::kFloat, "0.9", "Momentum coefficient mu in [0, 1).",
        "optimizer.kind=momentum|nesterov"},
       {"optimizer.beta1", T::kFloat, "0.9", "adam: decay of the first moment, in [0, 1).",
@@ -243,8 +249,25 @@ const std::vector<KeySpec>& config_schema() {
        "optimizer.kind=flow"},
       {"optimizer.rel_tol", T::kFloat, "1e-10", "flow: relative error tolerance per step.",
        "optimizer.kind=flow"},
-      {"optimizer.schedule", T::kString, "\"constant\"", "Learning-rate schedule.",
+      {"optimizer.schedule", T::kString, "\"constant\"",
+       "Learning-rate schedule (`dln list schedules`): constant, warmup, step, cosine, "
+       "inverse_time or ji_telgarsky.",
        "optimizer.kind!=flow"},
+      {"optimizer.warmup_steps", T::kInt, "0",
+       "Linear warmup: the rate of step t = 1, 2, ... is multiplied by t / warmup_steps while t "
+       "<= warmup_steps, with any schedule (needed > 0 by schedule = \"warmup\").",
+       "optimizer.kind!=flow"},
+      {"optimizer.gamma", T::kFloat, "0.1", "step: the factor applied every step_size steps.",
+       "optimizer.schedule=step"},
+      {"optimizer.step_size", T::kInt, "", "step: the steps between two decays.",
+       "optimizer.schedule=step"},
+      {"optimizer.decay_steps", T::kInt, "0",
+       "cosine: the steps T of the half cosine from lr to min_lr (0: optimizer.steps).",
+       "optimizer.schedule=cosine"},
+      {"optimizer.min_lr", T::kFloat, "0.0", "cosine: the rate at and after step T.",
+       "optimizer.schedule=cosine"},
+      {"optimizer.decay_rate", T::kFloat, "", "inverse_time: k in lr / (1 + k t).",
+       "optimizer.schedule=inverse_time"},
       {"record.every", T::kNumber, "1",
        "Record the probes every this many steps (and at the first and last step); for flow, "
        "the time between records (any number > 0); \"log\": at log-spaced steps "
@@ -1305,6 +1328,29 @@ RunSpec resolve(const ConfigFile& config,
     o.steps = int_in("optimizer.steps", 0, kMaxSteps);
     o.schedule.kind = str("optimizer.schedule");
     registered("optimizer.schedule", schedule_registry());
+    ScheduleSpec& sc = o.schedule;
+    sc.steps = o.steps;
+    sc.warmup_steps = int_in("optimizer.warmup_steps", 0, kMaxSteps);
+    if (sc.kind == "warmup" && sc.warmup_steps == 0)
+      throw fail("optimizer.warmup_steps", "schedule \"warmup\" needs warmup_steps > 0");
+    if (sc.kind == "step") {
+      sc.gamma = num("optimizer.gamma");
+      if (!(sc.gamma > 0) || !std::isfinite(sc.gamma)) throw fail("optimizer.gamma", "must be > 0");
+      sc.step_size = int_in("optimizer.step_size", 1, kMaxSteps);
+    }
+    if (sc.kind == "cosine") {
+      sc.decay_steps = int_in("optimizer.decay_steps", 0, kMaxSteps);
+      sc.min_lr = num("optimizer.min_lr");
+      if (!(sc.min_lr >= 0) || !(sc.min_lr <= o.lr))
+        throw fail("optimizer.min_lr", "must be in [0, optimizer.lr]");
+      if (sc.decay_steps == 0 && o.steps == 0)
+        throw fail("optimizer.decay_steps", "must be > 0 when optimizer.steps is 0");
+    }
+    if (sc.kind == "inverse_time") {
+      sc.decay_rate = num("optimizer.decay_rate");
+      if (!(sc.decay_rate >= 0) || !std::isfinite(sc.decay_rate))
+        throw fail("optimizer.decay_rate", "must be >= 0");
+    }
   } else {
     one_of("optimizer.dynamics", {"layers", "e2e"});
     o.dynamics = str("optimizer.dynamics");
@@ -1333,6 +1379,8 @@ RunSpec resolve(const ConfigFile& config,
   }
   if (r.count("optimizer.batch_size"))
     o.batch_size = static_cast<long>(int_in("optimizer.batch_size", 0, kMaxCount));
+  if (r.count("optimizer.with_replacement"))
+    o.with_replacement = boolean("optimizer.with_replacement");
   if (r.count("optimizer.seed")) {
     if (integer("optimizer.seed") < 0) throw fail("optimizer.seed", "must be >= 0");
     o.shuffle_seed = derive_seed(static_cast<std::uint64_t>(integer("optimizer.seed")), "batches");
@@ -1480,9 +1528,6 @@ RunSpec resolve(const ConfigFile& config,
   wants(m.dtype != "float64", "model.dtype");
   wants(spec.loss.kind == "cross_entropy", "loss.kind");
   wants(spec.loss.l2 > 0, "loss.l2");
-  wants(o.kind == "sgd", "optimizer.kind");
-  wants(o.batch_size > 0, "optimizer.batch_size");
-  wants(o.weight_decay > 0, "optimizer.weight_decay");
   for (const auto& p : spec.train.probes) wants(is_nonlinear_probe(p), "record.probes");
   const std::string& engine = str("model.engine");
   m.engine = engine == "auto" ? (needs_torch.empty() ? "native" : "torch") : engine;
@@ -1495,8 +1540,11 @@ RunSpec resolve(const ConfigFile& config,
                                        o.kind + "' runs on the native linear engine only");
     if (!(spec.loss.kind == "cross_entropy" || l2))
       throw fail("loss.kind", "the torch engine's losses are l2 and cross_entropy");
-    if (o.schedule.kind != "constant")
-      throw fail("optimizer.schedule", "the torch engine runs a constant rate");
+    if (o.with_replacement)
+      throw fail("optimizer.with_replacement",
+                 "the torch engine draws mini-batches from per-epoch permutations");
+    if (o.schedule.kind == "ji_telgarsky")
+      throw fail("optimizer.schedule", "ji_telgarsky is for linear nets (the native engine)");
     if (!given.count("record.probes")) {
       // The linear default without its end-to-end probe (not defined across a ReLU), and for a
       // convolutional net without balance (adjacent weight matrices of other shapes).

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "dln/core/hessian.hpp"
+#include "dln/optim/batches.hpp"
 #include "dln/optim/optimizer.hpp"
 #include "dln/optim/schedule.hpp"
 #include "dln/probe/probe.hpp"
@@ -41,6 +42,10 @@ struct Training::State {
   std::unique_ptr<ProbeSet> probes;
   std::unique_ptr<Optimizer> optimizer;
   std::unique_ptr<Schedule> schedule;
+  // Mini-batches (optimizer.batch_size < n): the samples of the step in batch_index.
+  bool batched = false;
+  MiniBatches batches;
+  std::vector<std::int64_t> batch_index;
   RunResult result;
   StepInfo info;
   Clock::time_point start;
@@ -104,6 +109,15 @@ Training::Training(const Problem& problem, LinearNet& net, const TrainSpec& spec
   s.every = s.continuous ? 1 : spec.every;
   s.schedule = std::make_unique<Schedule>(spec.optimizer.schedule, spec.optimizer.lr);
   s.schedule->reset(s.cache);
+  const auto& o = spec.optimizer;
+  s.batched = o.batch_size > 0 && o.batch_size < problem.samples() &&
+              (o.kind == "sgd" || o.kind == "momentum" || o.kind == "nesterov" ||
+               o.kind == "adam" || o.kind == "adagrad");
+  if (s.batched) {
+    s.batches.reset(problem.samples(), o.batch_size, o.with_replacement, o.shuffle_seed);
+    s.batch_index.assign(static_cast<std::size_t>(o.batch_size), 0);
+    s.cache.bind_batches(o.batch_size);
+  }
 
   if (recorder) recorder->begin(s.result.columns);  // everything is allocated by now
   if (resume) {
@@ -149,6 +163,12 @@ long Training::advance(long n) {
   long taken = 0;
   // The loop: step, check the stop rules on the new loss, record when due.
   while (taken < n && !done()) {
+    double batch_loss = 0.0;
+    if (s.batched) {
+      const auto size = s.batches.select(s.result.steps, s.batch_index.data());
+      s.cache.use_batch(s.batch_index.data(), size);
+      batch_loss = s.cache.loss();
+    }
     s.optimizer->step(s.cache, s.net, s.info.lr);
     ++s.result.steps;
     ++taken;
@@ -165,7 +185,16 @@ long Training::advance(long n) {
       s.info.t = sum;
     }
     s.info.lr = s.next_lr();
-    const bool stop = s.check_stop(s.cache.loss());
+    // Full batch: the stop rules see every step's loss (the pass the next step reuses). With
+    // mini-batches a full pass each step would cost n / B steps: they see a non-finite batch
+    // loss at once, and the whole loss at records.
+    bool stop = false;
+    if (!s.batched) {
+      stop = s.check_stop(s.cache.loss());
+    } else if (!std::isfinite(batch_loss)) {
+      s.result.status = RunStatus::kDiverged;
+      stop = true;
+    }
     // A continuous-time step goes from one record time to the next (every is 1): always due.
     bool due = s.result.steps == s.steps;
     if (s.spec.record_steps.empty()) {
@@ -175,6 +204,7 @@ long Training::advance(long n) {
       while (s.next_record < at.size() && at[s.next_record] < s.result.steps) ++s.next_record;
       due = due || (s.next_record < at.size() && at[s.next_record] == s.result.steps);
     }
+    if (s.batched && due && !stop) stop = s.check_stop(s.cache.loss());
     if (stop || due) s.record();
   }
   s.seconds_before = s.elapsed();

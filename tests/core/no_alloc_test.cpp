@@ -58,7 +58,7 @@ class CountingRecorder final : public Recorder {
 long allocations_in_training(const Problem& problem, const std::vector<int>& widths,
                              const std::string& optimizer, const std::string& only_probe = "",
                              bool round_robin = false, const std::string& schedule = "constant",
-                             int threads = 1) {
+                             int threads = 1, long batch = 0) {
   LinearNet net =
       initialize(widths, {.scheme = optimizer == "agd" ? "agd" : "glorot_normal", .seed = 1});
   TrainSpec spec;
@@ -68,10 +68,13 @@ long allocations_in_training(const Problem& problem, const std::vector<int>& wid
   spec.optimizer.depth = 3;
   spec.optimizer.round_robin = round_robin;
   spec.optimizer.schedule.kind = schedule;
+  spec.optimizer.schedule.steps = spec.optimizer.steps;
   spec.optimizer.time = 0.3;
   spec.dt = 0.03;
   spec.every = 3;
   spec.threads = threads;
+  spec.optimizer.batch_size = batch;
+  spec.optimizer.weight_decay = batch > 0 ? 0.01 : 0.0;
   for (const auto& e : probe_registry())
     if (probe_unavailable(e.name, problem, optimizer).empty() &&
         (only_probe.empty() || e.name == only_probe))
@@ -144,6 +147,11 @@ TEST(NoAllocation, StepLoopWithEveryProbeAndOptimizerDoesNotAllocate) {
   const Problem sliced1(wide1, Loss(2.0, Reduction::kMean), GradientPath::kData);
   EXPECT_EQ(allocations_in_training(sliced1, {128, 1, 1, 1}, "agd", "", false, "constant", 2), 0)
       << "sliced agd, 2 threads";
+  // Mini-batches (a short last batch of each epoch) with weight decay, every probe at records.
+  for (const char* opt : {"sgd", "momentum", "nesterov", "adagrad", "adam"}) {
+    EXPECT_EQ(allocations_in_training(stats, {10, 8, 6, 4, 3}, opt, "", false, "cosine", 1, 70), 0)
+        << opt << " mini-batches";
+  }
   for (const char* opt : {"gd", "momentum", "nesterov", "adagrad", "adam"}) {
     EXPECT_EQ(allocations_in_training(stats, {10, 8, 6, 4, 3}, opt), 0) << opt << " stats";
     EXPECT_EQ(allocations_in_training(data, {10, 8, 6, 4, 3}, opt), 0) << opt << " data";

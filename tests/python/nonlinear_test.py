@@ -673,7 +673,8 @@ probes = ["loss", "accuracy", "pattern_flips", "neuron_balance"]
         with TempDir() as tmp:
             write_data(tmp, X, Y)
             for body, engine in (("", "native"), ('activation = "relu"\n', "torch"),
-                                 ('[optimizer]\nkind = "sgd"\nbatch_size = 10\n', "torch"),
+                                 ('[optimizer]\nkind = "sgd"\nbatch_size = 10\n', "native"),
+                                 ('[loss]\nkind = "cross_entropy"\n', "torch"),
                                  ('engine = "torch"\n', "torch")):
                 cfg = write_config(tmp / "a.toml", config("a", [6, 5, 3], body))
                 res = run_dln("run", cfg, "--out", tmp / "a", "--force")

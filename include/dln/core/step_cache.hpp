@@ -27,8 +27,17 @@ class StepCache {
 
   // Sizes every buffer for this problem and net; the net must outlive the cache's use.
   void bind(const Problem& problem, const LinearNet& net);
-  // The weights changed: everything computed is stale.
-  void invalidate() { valid_ = 0; }
+  // The weights changed: everything computed is stale (and a mini-batch is over).
+  void invalidate() {
+    valid_ = 0;
+    batch_ = false;
+  }
+
+  // Mini-batches: bind_batches() sizes the buffers for batches of up to `batch` samples; then
+  // use_batch() gathers the samples `index[0 .. size)` and, until invalidate(), loss(),
+  // e2e_gradient() and the layer gradients are those of that batch (its own c in the mean).
+  void bind_batches(Eigen::Index batch);
+  void use_batch(const std::int64_t* index, Eigen::Index size);
 
   const Problem& problem() const { return *problem_; }
   // The depth N of the model the run stands for: the net's depth, or optimizer.depth when the
@@ -102,6 +111,7 @@ class StepCache {
   };
   const Eigen::MatrixXd& factor_residual();
   void compute_residual();
+  void compute_batch();
   bool has(Part p) const { return (valid_ & p) != 0; }
   double spectral_norm(const Eigen::MatrixXd& w, Eigen::MatrixXd& gram,
                        Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd>& solver);
@@ -128,6 +138,10 @@ class StepCache {
   double e2e_spectral_ = 0.0;
   std::vector<Eigen::MatrixXd> grams_;
   std::vector<Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd>> solvers_;
+
+  bool batch_ = false;
+  Eigen::Index batch_size_ = 0;
+  Eigen::MatrixXd batch_x_, batch_y_, batch_r_, batch_g_;  // d x B, k x B, k x B, k x B
 
   std::unique_ptr<Hessian> hessian_;
   std::unique_ptr<HessianOptions> hessian_options_;

@@ -10,10 +10,10 @@ namespace dln {
 
 // sum <- sum + g^2;  W <- W - lr g / (sqrt(sum) + eps)  (torch.optim.Adagrad, lr_decay 0,
 // initial accumulator 0).
-std::unique_ptr<Optimizer> make_adagrad(double eps);
+std::unique_ptr<Optimizer> make_adagrad(double eps, double decay = 0.0);
 
 // m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2;
 // W <- W - lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)  (torch.optim.Adam).
-std::unique_ptr<Optimizer> make_adam(double beta1, double beta2, double eps);
+std::unique_ptr<Optimizer> make_adam(double beta1, double beta2, double eps, double decay = 0.0);
 
 }  // namespace dln

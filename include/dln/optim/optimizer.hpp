@@ -29,8 +29,9 @@ struct OptimizerSpec {
   double abs_tol = 1e-10;             // flow: error tolerances of the adaptive solver
   double rel_tol = 1e-10;
   ScheduleSpec schedule = {};
-  long batch_size = 0;             // mini-batch samples (0: all); torch engine
-  double weight_decay = 0.0;       // g <- g + weight_decay W; torch engine
+  long batch_size = 0;             // mini-batch samples (0 or >= n: all)
+  bool with_replacement = false;   // mini-batches drawn i.i.d. instead of by permutations
+  double weight_decay = 0.0;       // g <- g + weight_decay W
   std::uint64_t shuffle_seed = 1;  // the per-epoch permutations of mini-batches
 };
 
@@ -51,6 +52,19 @@ class Optimizer {
   // `prefix`; load() restores it after reset() on the same net.
   virtual void save(StateMap& /*state*/, const std::string& /*prefix*/) const {}
   virtual void load(const StateMap& /*state*/, const std::string& /*prefix*/) {}
+};
+
+// The layers' gradients with PyTorch's weight decay, g_l + decay W_l, in buffers sized by
+// reset(); with decay 0, the cache's own gradients (so the numbers do not change).
+class DecayedGradients {
+ public:
+  void reset(const LinearNet& net, double decay);
+  const std::vector<Eigen::MatrixXd>& of(StepCache& cache, const LinearNet& net);
+  double decay() const { return decay_; }
+
+ private:
+  double decay_ = 0.0;
+  std::vector<Eigen::MatrixXd> out_;
 };
 
 // Whether this optimiser trains the end-to-end matrix alone (the net collapsed to one layer).

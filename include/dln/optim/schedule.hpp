@@ -11,13 +11,24 @@
 namespace dln {
 
 struct ScheduleSpec {
-  std::string kind = "constant";
+  std::string kind = "constant";  // constant | warmup | step | cosine | inverse_time | ji_telgarsky
+  long warmup_steps = 0;          // linear warmup over the first steps, with any kind
+  double gamma = 0.1;             // step: the factor every step_size steps
+  long step_size = 0;             // step
+  long decay_steps = 0;           // cosine: the steps of the half cosine (0: optimizer.steps)
+  double min_lr = 0.0;            // cosine: the rate it ends at
+  double decay_rate = 0.0;        // inverse_time: lr / (1 + decay_rate t)
+  long steps = 0;                 // optimizer.steps (cosine's default length)
 };
 
 const Registry& schedule_registry();
 
 // Why a schedule cannot drive this problem (empty if it can).
 std::string schedule_unavailable(const ScheduleSpec& spec, const Problem& problem);
+
+// The rate of step t (0-based) of a schedule that does not look at the weights (every kind but
+// ji_telgarsky), warmup included.
+double scheduled_rate(const ScheduleSpec& spec, double base, long t);
 
 class Schedule {
  public:
