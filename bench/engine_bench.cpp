@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "dln/core/data_pass.hpp"
+#include "dln/core/hessian.hpp"
 #include "dln/optim/optimizer.hpp"
 #include "dln/probe/probe.hpp"
 #include "dln/run/config.hpp"
@@ -64,6 +65,47 @@ void BM_W1_Step(benchmark::State& s) {
 void BM_W1_StepRecording(benchmark::State& s) {
   run_steps(s, "w1_small", true);
 }
+// W1 recording the sharpness every step (Lanczos warm-started from the last step's vector), and
+// one Hessian-vector product at fixed weights: their ratio is a record's cost in products.
+void BM_W1_StepSharpness(benchmark::State& state) {
+  const dln::PreparedRun& run = prepared("w1_small", {});
+  dln::LinearNet net = run.net;
+  const auto& spec = run.spec.train;
+  dln::StepCache cache;
+  cache.bind(*run.problem, net);
+  dln::ProbeSet probes({"sharpness"}, cache, spec.probe_options);
+  std::vector<double> row(1);
+  auto optimizer = dln::make_optimizer(spec.optimizer);
+  optimizer->reset(net, *run.problem);
+  dln::StepInfo info;
+  double products = 0.0;
+  for (auto _ : state) {
+    optimizer->step(cache, net, spec.optimizer.lr);
+    benchmark::DoNotOptimize(cache.loss());
+    probes.measure(info, cache, row);
+    products += cache.hessian_products();
+  }
+  state.counters["us_per_step"] = benchmark::Counter(
+      static_cast<double>(state.iterations()),
+      benchmark::Counter::kIsRate | benchmark::Counter::kInvert, benchmark::Counter::kIs1000);
+  state.counters["products_per_record"] = products / static_cast<double>(state.iterations());
+}
+void BM_W1_HessianProduct(benchmark::State& state) {
+  const dln::PreparedRun& run = prepared("w1_small", {});
+  dln::LinearNet net = run.net;
+  dln::StepCache cache;
+  cache.bind(*run.problem, net);
+  cache.enable_hessian({});
+  dln::Hessian& h = cache.hessian();
+  Eigen::VectorXd v = Eigen::VectorXd::Ones(h.parameters()), out(h.parameters());
+  for (auto _ : state) {
+    h.apply(cache, v.data(), out.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.counters["us_per_product"] = benchmark::Counter(
+      static_cast<double>(state.iterations()),
+      benchmark::Counter::kIsRate | benchmark::Counter::kInvert, benchmark::Counter::kIs1000);
+}
 // W1 through the residual (the 1200 samples touched twice per step) instead of the statistics.
 void BM_W1_StepDataPath(benchmark::State& s) {
   run_steps(s, "w1_small", false, {"loss.path=data"});
@@ -97,6 +139,8 @@ void BM_W5_OnehotLp4(benchmark::State& s) {
 BENCHMARK(BM_W1_Step)->Arg(1)->UseRealTime();
 BENCHMARK(BM_W1_StepRecording)->Arg(1)->UseRealTime();
 BENCHMARK(BM_W1_StepDataPath)->Arg(1)->UseRealTime();
+BENCHMARK(BM_W1_StepSharpness)->UseRealTime();
+BENCHMARK(BM_W1_HessianProduct)->UseRealTime();
 BENCHMARK(BM_W2_Lp4)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_W4_Agd)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_W4_ShallowGd)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMicrosecond);

@@ -90,7 +90,10 @@ def dln_bench(reps, quick):
     for b in report["benchmarks"]:
         if b.get("aggregate_name") == "median":
             name = b["run_name"].replace("/real_time", "")
-            medians[name] = b["us_per_step"] * 1e6  # the counter is in seconds per step
+            # The counters are in seconds per step (or per Hessian-vector product).
+            medians[name] = b.get("us_per_step", b.get("us_per_product")) * 1e6
+            if "products_per_record" in b:
+                medians[name + ":products"] = b["products_per_record"]
     return medians
 
 
@@ -283,6 +286,14 @@ def main():
           f"(≥ 1×) | — | {'yes' if w7[dtype, 'plain'] >= w7[dtype, 'dln'] else '**no**'} |"
           for dtype in ("float32", "float64")],
         "",
+        f"- Sharpness on W1 (`BM_W1_StepSharpness`: a GD step and a `sharpness` record every "
+        f"step, Lanczos warm-started from the last record's vector, tolerance 1e-10): "
+        f"{fmt_time(d['BM_W1_StepSharpness'])} a step against {fmt_time(w1a)} without the record; "
+        f"one Hessian-vector product (`BM_W1_HessianProduct`) {fmt_time(d['BM_W1_HessianProduct'])} "
+        f"({d['BM_W1_HessianProduct'] / w1a:.2f}× a step); a record costs "
+        f"{(d['BM_W1_StepSharpness'] - w1a) / d['BM_W1_HessianProduct']:.1f} products' time "
+        f"(target ≤ 20: **{'yes' if d['BM_W1_StepSharpness'] - w1a <= 20 * d['BM_W1_HessianProduct'] else 'no'}**) "
+        f"and takes {d['BM_W1_StepSharpness:products']:.1f} products on average.",
         f"- GEMM peak (PyTorch on {peak['blas']}, 2000³, float64; the better of the medians at the "
         f"start and at the end of the run): {peak['1']:.1f} GFLOP/s on "
         f"1 thread, {peak['all']:.1f} on {T}. Streaming read (NumPy sum over 62.7 MB): "
@@ -315,7 +326,7 @@ def main():
         f"(target: no more: **{'yes' if po['callback_us_per_record'] <= 1.1 * po['numpy_copy_us'] else 'no'}**, "
         f"10% for timer noise).",
         "- Other dln cases (µs per step): " + ", ".join(
-            f"`{k}` {v:.4g}" for k, v in sorted(d.items())) + ".",
+            f"`{k}` {v:.4g}" for k, v in sorted(d.items()) if ":" not in k) + ".",
         "",
         END,
     ]

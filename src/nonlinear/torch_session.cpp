@@ -20,6 +20,8 @@
 #include <unordered_map>
 
 #include "dln/nonlinear/torch_engine.hpp"
+#include "dln/optim/batches.hpp"
+#include "dln/optim/schedule.hpp"
 
 namespace dln {
 namespace {
@@ -46,28 +48,6 @@ at::Tensor samples_tensor(const Eigen::MatrixXd& x, at::ScalarType dtype) {
   return at::from_blob(const_cast<double*>(x.data()), {x.cols(), x.rows()}, at::kDouble)
       .to(dtype)
       .clone();
-}
-
-std::uint64_t mix(std::uint64_t x) {  // splitmix64's finaliser
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
-// The permutation of epoch `epoch`: Fisher-Yates on a Mersenne Twister seeded by (seed, epoch),
-// with unbiased bounded draws (rejection), so that it is the same on every platform.
-void epoch_permutation(std::uint64_t seed, long epoch, std::vector<std::int64_t>& out) {
-  std::mt19937_64 engine(mix(seed ^ mix(static_cast<std::uint64_t>(epoch))));
-  for (std::size_t i = 0; i < out.size(); ++i) out[i] = static_cast<std::int64_t>(i);
-  for (std::size_t i = out.size(); i > 1; --i) {
-    const std::uint64_t bound = i, limit = std::numeric_limits<std::uint64_t>::max() -
-                                           std::numeric_limits<std::uint64_t>::max() % bound;
-    std::uint64_t r;
-    do r = engine();
-    while (r >= limit);
-    std::swap(out[i - 1], out[r % bound]);
-  }
 }
 
 class TorchSession final : public Session {
@@ -139,6 +119,9 @@ class TorchSession final : public Session {
   std::vector<at::Tensor> q0_;         // neuron_balance: the initial per-unit differences
   std::vector<at::Tensor> last_mask_;  // pattern_flips: the activation patterns at the last record
   std::vector<std::string> probes_;
+  // Whether a probe reads the hidden pre-activations (else the full pass does not keep them:
+  // holding 2 x n x width doubles from one step to the next costs the allocator).
+  bool keep_pre_ = false;
 
   RunResult result_;
   StepInfo info_;
@@ -197,6 +180,9 @@ TorchSession::TorchSession(const TorchRunArgs& a)
   }
   steps_ = o.steps;
   probes_ = spec_.probes;
+  for (const auto& p : probes_)
+    keep_pre_ = keep_pre_ || p == "active" || p == "pattern_flips" || p == "pattern_agreement" ||
+                p == "partial";
 
   // neuron_balance from the initial weights (bound again on resuming); the hidden layers' sizes.
   {
@@ -271,7 +257,7 @@ TorchSession::TorchSession(const TorchRunArgs& a)
   ensure_full();
   result_.initial_loss = loss_;
   check_stop(loss_);
-  info_.lr = spec_.optimizer.lr;
+  info_.lr = scheduled_rate(spec_.optimizer.schedule, spec_.optimizer.lr, 0);
   record();
   seconds_before_ = elapsed();
 }
@@ -327,7 +313,7 @@ void TorchSession::ensure_full() {
   for (long i = 0; i < n_; i += chunk) {
     const long m = std::min(chunk, n_ - i);
     std::vector<at::Tensor> pre;
-    at::Tensor out = forward(X_.narrow(0, i, m), &pre);
+    at::Tensor out = forward(X_.narrow(0, i, m), keep_pre_ ? &pre : nullptr);
     at::Tensor data = data_loss(out, Y_.narrow(0, i, m), scale);
     at::Tensor total = data;
     if (i == 0) {  // the regulariser once
@@ -348,7 +334,8 @@ void TorchSession::ensure_full() {
   }
   out_ = outs.size() == 1 ? outs[0] : at::cat(outs);
   pre_.clear();
-  for (auto& p : pres) pre_.push_back(p.size() == 1 ? p[0] : at::cat(p));
+  if (keep_pre_)
+    for (auto& p : pres) pre_.push_back(p.size() == 1 ? p[0] : at::cat(p));
   valid_ = true;
 }
 
@@ -428,6 +415,7 @@ long TorchSession::advance(long n) {
     const double sum = info_.t + y;
     t_carry_ = (sum - info_.t) - y;
     info_.t = sum;
+    info_.lr = scheduled_rate(spec_.optimizer.schedule, spec_.optimizer.lr, result_.steps);
     bool due = result_.steps == steps_;
     if (spec_.record_steps.empty()) {
       due = due || result_.steps % spec_.every == 0;
