@@ -797,10 +797,143 @@ def hou_mnist(root):
     _finish(fig, root, "hou_mnist", held)
 
 
+def eos_linear(root):
+    """The edge of stability in a deep linear net (Cohen et al. 2021): the sharpness against
+    2/eta at three step sizes, a small step and a balanced start, with the loss."""
+    held = []
+    names = ["eta_0.32", "eta_0.38", "eta_0.45"]
+    runs = {a: _run(os.path.join(root, "diabetes", a)) for a in
+            names + ["small_step", "balanced_start"]}
+    floor = min(c["loss"].min() for c, _ in runs.values())
+    c0 = runs["small_step"][0]
+    print(f"dln: eos-linear: 10-100-100-1 linear net, diabetes (standardised), l2, GD from "
+          f"N(0, 0.06^2); sharpness at step 0 {c0['sharpness'][0]:.3f}; small steps (eta = 0.05) "
+          f"end at a minimum of sharpness {c0['sharpness'][-1]:.3f}, the balanced start at "
+          f"{runs['balanced_start'][0]['sharpness'][-1]:.3f}")
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
+    for a, (c, s) in runs.items():
+        steps = np.maximum(c["step"], 1)
+        line, = axes[0].plot(steps, c["sharpness"], label=f"{a.replace('_', ' ')}")
+        if a in names:
+            axes[0].axhline(2 / float(a.split("_")[1]), color=line.get_color(), ls="--", lw=0.8)
+            axes[2].plot(steps, c["edge"], color=line.get_color(), label=a.replace("_", " "))
+        axes[1].plot(steps, c["loss"] - floor + 1e-16, color=line.get_color(),
+                     label=a.replace("_", " "))
+    axes[0].set(xscale="log", xlabel="step", ylabel="sharpness (top Hessian eigenvalue)",
+                title="(a) sharpness; dashed: 2/eta")
+    axes[1].set(xscale="log", yscale="log", xlabel="step", ylabel="loss - lowest loss",
+                title="(b) loss")
+    axes[2].set(xscale="log", xlabel="step", ylabel="sharpness * eta / 2", title="(c) edge")
+    axes[2].axhline(1.0, color="gray", lw=0.8)
+    for ax in axes:
+        ax.legend(fontsize="small")
+    for a in names:
+        c, s = runs[a]
+        eta = float(a.split("_")[1])
+        edge = c["edge"]
+        late = edge[len(edge) // 2:]
+        rises = int((np.diff(c["loss"]) > 0).sum())
+        held.append(_claim(
+            f"eta = {eta}: the sharpness rises from {c['sharpness'][0]:.3f} (edge "
+            f"{edge[0]:.3f}) past 2/eta = {2 / eta:.3f} (largest edge {edge.max():.3f}, at step "
+            f"{int(c['step'][int(np.argmax(edge))])}) and stays near it: sharpness / (2/eta) "
+            f"over the second half of the run, mean {late.mean():.4f}, range [{late.min():.4f}, "
+            f"{late.max():.4f}] (mean within [0.9, 1.1])",
+            edge[0] < 1 and edge.max() >= 1 and 0.9 <= late.mean() <= 1.1))
+        held.append(_claim(
+            f"eta = {eta}: the loss falls non-monotonically: {rises} of {len(edge) - 1} steps "
+            f"raise it, yet it ends {c['loss'][-1] - floor:.2e} above the lowest loss reached "
+            f"(from {c['loss'][0] - floor:.3f})", rises > 0 and c["loss"][-1] - floor < 1e-6))
+    cs = runs["small_step"][0]
+    held.append(_claim(
+        f"a small step (eta = 0.05, edge at most {cs['edge'].max():.3f}) never meets the edge: "
+        f"its loss never rises ({int((np.diff(cs['loss']) > 0).sum())} rises) and it ends at the "
+        f"minimum of sharpness {cs['sharpness'][-1]:.3f}, sharper than every 2/eta above, while "
+        f"the large steps end at flatter minima: "
+        + ", ".join(f"{runs[a][0]['sharpness'][-1]:.3f}" for a in names),
+        (np.diff(cs["loss"]) > 0).sum() == 0
+        and all(runs[a][0]["sharpness"][-1] < cs["sharpness"][-1] for a in names)))
+    bal = runs["balanced_start"][0]["sharpness"][-1]
+    held.append(_claim(
+        f"the edge is held only where a flatter minimum exists: the balanced minimum's sharpness "
+        f"{bal:.3f} is below 2/eta = {2 / 0.45:.3f} for the largest step", bal < 2 / 0.45))
+    _finish(fig, root, "eos_linear", held)
+
+
+def _hessian_2_1_1(theta, X, Y):
+    """The Hessian of (1/2n) sum_i (theta_3 (theta_1 x_i1 + theta_2 x_i2) - y_i)^2 in
+    (theta_1, theta_2, theta_3), written out."""
+    n = X.shape[0]
+    w = np.array(theta[:2])
+    t3 = theta[2]
+    H = np.zeros((3, 3))
+    for x, y in zip(X, Y[:, 0]):
+        z = w @ x
+        r = t3 * z - y
+        g = np.array([t3 * x[0], t3 * x[1], z])  # d(prediction)/d(theta)
+        H += np.outer(g, g)
+        H[0, 2] += r * x[0]
+        H[2, 0] += r * x[0]
+        H[1, 2] += r * x[1]
+        H[2, 1] += r * x[1]
+    return H / n
+
+
+def agd_sharpness(root):
+    """AGD paper Section 4.4 through the Hessian: the sharpness of the minima reached by GD and
+    AGD at eta = 0.1 against 2/eta = 20, and of the balanced minimum (the paper's 35.4 > 20)."""
+    held = []
+    gd, sg = _run(os.path.join(root, "unstable", "gd"))
+    agd, sa = _run(os.path.join(root, "unstable", "agd"))
+    X = np.load(os.path.join(root, "unstable", "gd", "data_X.npy"))
+    Y = np.load(os.path.join(root, "unstable", "gd", "data_Y.npy"))
+    eta = 0.1
+    edge = 2 / eta
+    # The least-squares W_* and the balanced factorisation theta_3 = ||W_*||^(1/2).
+    w_star = np.linalg.lstsq(X, Y[:, 0], rcond=None)[0]
+    t3 = np.sqrt(np.linalg.norm(w_star))
+    balanced = [w_star[0] / t3, w_star[1] / t3, t3]
+    s_bal = np.linalg.eigvalsh(_hessian_2_1_1(balanced, X, Y)).max()
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    for c, name in ((gd, "GD, two layers"), (agd, "AGD")):
+        axes[0].plot(np.maximum(c["step"], 1), c["sharpness"], label=name)
+        axes[1].plot(np.maximum(c["step"], 1), c["loss"] + 1e-32, label=name)
+    axes[0].axhline(edge, color="gray", ls="--", label="2/eta = 20")
+    axes[0].axhline(s_bal, color="gray", ls=":", label=f"balanced minimum {s_bal:.1f}")
+    axes[0].set(xscale="log", yscale="log", xlabel="step", ylabel="sharpness",
+                title="(a) sharpness along the way")
+    axes[1].set(xscale="log", yscale="log", xlabel="step", ylabel="loss", title="(b) loss")
+    for ax in axes:
+        ax.legend(fontsize="small")
+    print(f"dln: agd-sharpness: toy.agd_unstable, 2 -> 1 -> 1, eta = {eta}, "
+          f"{int(sg['steps'])} steps; W_* = ({w_star[0]:.4f}, {w_star[1]:.4f})")
+    held.append(_claim(
+        f"the balanced minimum is sharper than 2/eta: the paper's Theta(3)^2 = 35.4 > 20; "
+        f"measured Theta(3)^2 = {t3 ** 2:.2f} and its sharpness (the Hessian's top eigenvalue, "
+        f"written out in NumPy) {s_bal:.2f} > {edge:.0f}", s_bal > edge and abs(t3 ** 2 - 35.4) < 0.05))
+    rises = int((np.diff(gd["loss"]) > 0).sum())
+    held.append(_claim(
+        f"GD cannot settle where it is sharper than 2/eta: it crosses the edge on the way "
+        f"(largest sharpness {gd['sharpness'].max():.2f}, {rises} recorded loss rises) and "
+        f"converges (loss {gd['loss'][-1]:.1e}) to a minimum of sharpness "
+        f"{gd['sharpness'][-1]:.3f} <= 2/eta = {edge:.0f} (edge {gd['edge'][-1]:.4f}), with "
+        f"Theta(3)^2 = {gd['fro.2'][-1] ** 2:.2f} < 20, the paper's stability condition",
+        gd["sharpness"].max() > edge and gd["sharpness"][-1] <= edge * (1 + 1e-9)
+        and gd["loss"][-1] < 1e-8))
+    held.append(_claim(
+        f"AGD converges smoothly (loss {agd['loss'][-1]:.1e}, "
+        f"{int((np.diff(agd['loss']) > 0).sum())} rises) to a minimum far sharper than 2/eta: "
+        f"{agd['sharpness'][-1]:.1f} (edge {agd['edge'][-1]:.1f}), its adaptive rates keeping "
+        f"every layer's step stable", agd["sharpness"][-1] > edge
+        and (np.diff(agd["loss"]) > 0).sum() == 0))
+    _finish(fig, root, "agd_sharpness", held)
+
+
 REPRODUCTIONS = {"basu-fig1": basu_fig1, "basu-fig2": basu_fig2, "steinitz-fig1": steinitz_fig1,
                   "steinitz-gas": steinitz_gas, "agd-fig1": agd_fig1,
                   "agd-fig2": agd_fig2, "agd-fig3": agd_fig3, "agd-fig4": agd_fig4,
                   "hou-lp-rate": hou_lp_rate, "hou-mnist": hou_mnist,
+                  "eos-linear": eos_linear, "agd-sharpness": agd_sharpness,
                   "ji-telgarsky-fig1": ji_telgarsky_fig1, "arora-lp": arora_lp}
 
 

@@ -115,6 +115,16 @@ const std::vector<Reproduction>& reproductions() {
        "loss with and without the regulariser, and both trained on the cross-entropy alone "
        "(4,000 digits, SGD batch 50, 2000 steps)",
        {"papers/hou-mnist/lenet.toml"}},
+      {"eos-linear",
+       "The edge of stability (Cohen et al.) in a 3-layer linear net on the diabetes data: at "
+       "three step sizes GD drives the sharpness up to 2/eta and holds it there while the loss "
+       "falls non-monotonically; a small step and a balanced start for contrast",
+       {"papers/eos-linear/diabetes.toml"}},
+      {"agd-sharpness",
+       "AGD paper Section 4.4 through the Hessian: the balanced minimum of the unwhitened toy is "
+       "sharper than 2/eta (35.4 > 20); GD at eta = 0.1 ends at a minimum of sharpness <= 2/eta, "
+       "AGD at a far sharper one",
+       {"papers/agd-sharpness/unstable.toml"}},
       {"ji-telgarsky-fig1",
        "Ji & Telgarsky Fig. 1: on separable data, logistic loss, a 4-layer and a 1-layer linear "
        "net both converge to the max-margin separator; the deep net's layers tend to rank one "

@@ -270,5 +270,22 @@ probes = ["loss", "sharpness", "hessian_eigs", "hessian_products"]
                              (tmp / "cut" / "metrics.csv").read_text())
 
 
+class Reproductions(unittest.TestCase):
+    def test_the_edge_of_stability_reproductions_print_their_claims(self):
+        """Both run in seconds; every claim prints the numbers it rests on, and they hold (the
+        runs are deterministic: a claim that stops holding is a change of behaviour)."""
+        with TempDir() as tmp:
+            for name, count in (("eos-linear", 8), ("agd-sharpness", 3)):
+                out = run_dln("reproduce", name, "--out", tmp / name)
+                self.assertEqual(out.returncode, 0, out.stderr)
+                claims = [l for l in out.stdout.splitlines() if l.startswith("claim:")]
+                self.assertEqual(len(claims), count, out.stdout)
+                for c in claims:
+                    self.assertRegex(c, r"\d\.\d")
+                    self.assertTrue(c.endswith("holds"), c)
+                figure = name.replace("-", "_") + ".png"
+                self.assertTrue((tmp / name / "figures" / figure).is_file())
+
+
 if __name__ == "__main__":
     unittest.main()
