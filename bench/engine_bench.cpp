@@ -10,6 +10,7 @@
 
 #include "dln/core/data_pass.hpp"
 #include "dln/core/hessian.hpp"
+#include "dln/optim/batches.hpp"
 #include "dln/optim/optimizer.hpp"
 #include "dln/probe/probe.hpp"
 #include "dln/run/config.hpp"
@@ -132,6 +133,32 @@ void BM_W4_ShallowGdDataPath(benchmark::State& s) {
 void BM_W5_OnehotLp4(benchmark::State& s) {
   run_steps(s, "w5_onehot_lp4", false);
 }
+// W5 by SGD: a step on a mini-batch of range(0) samples from the per-epoch permutations (the
+// gather, the batch's two products, and the weights' products a step needs whatever the batch).
+void BM_W5_Sgd(benchmark::State& state) {
+  const dln::PreparedRun& run = prepared("w5_onehot_lp4", {"optimizer.kind=\"sgd\""});
+  const dln::Problem& problem = *run.problem;
+  dln::LinearNet net = run.net;
+  const auto& spec = run.spec.train;
+  const long batch = state.range(0);
+  dln::StepCache cache;
+  cache.bind(problem, net);
+  cache.bind_batches(batch);
+  dln::MiniBatches batches;
+  batches.reset(problem.samples(), batch, false, 1);
+  std::vector<std::int64_t> index(static_cast<std::size_t>(batch));
+  auto optimizer = dln::make_optimizer(spec.optimizer);
+  optimizer->reset(net, problem);
+  long t = 0;
+  for (auto _ : state) {
+    cache.use_batch(index.data(), batches.select(t++, index.data()));
+    benchmark::DoNotOptimize(cache.loss());
+    optimizer->step(cache, net, spec.optimizer.lr);
+  }
+  state.counters["us_per_step"] = benchmark::Counter(
+      static_cast<double>(state.iterations()),
+      benchmark::Counter::kIsRate | benchmark::Counter::kInvert, benchmark::Counter::kIs1000);
+}
 
 }  // namespace
 
@@ -147,5 +174,6 @@ BENCHMARK(BM_W4_ShallowGd)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMicr
 BENCHMARK(BM_W4_AgdDataPath)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_W4_ShallowGdDataPath)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_W5_OnehotLp4)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_W5_Sgd)->Arg(16)->Arg(128)->Arg(1024)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 BENCHMARK_MAIN();

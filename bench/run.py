@@ -294,6 +294,16 @@ def main():
         f"{(d['BM_W1_StepSharpness'] - w1a) / d['BM_W1_HessianProduct']:.1f} products' time "
         f"(target ≤ 20: **{'yes' if d['BM_W1_StepSharpness'] - w1a <= 20 * d['BM_W1_HessianProduct'] else 'no'}**) "
         f"and takes {d['BM_W1_StepSharpness:products']:.1f} products on average.",
+        f"- SGD on W5 (`BM_W5_Sgd`, one thread: gather the batch, its two products, the layer "
+        f"gradients and the update): batch 128 {fmt_time(d['BM_W5_Sgd/128'])} a step = "
+        f"{fmt_time(d['BM_W5_Sgd/128'] / 128)} a sample, against the full-batch step's "
+        f"{fmt_time(w5 / 10000)} a sample on {T} threads ({fmt_time(w5_1 / 10000)} on 1): "
+        f"{d['BM_W5_Sgd/128'] / 128 / (w5 / 10000):.1f}× (target ≤ 1.5×: "
+        f"**{'yes' if d['BM_W5_Sgd/128'] / 128 <= 1.5 * w5 / 10000 else 'no'}**). A step at batch "
+        f"16 costs {fmt_time(d['BM_W5_Sgd/16'])}: the products of the weights that every step "
+        f"needs whatever the batch (W_e = W_2 W_1 and the two layer gradients, 3·10·256·784 = "
+        f"6.0 M multiply-adds) dominate at batch 128; at batch 1024 a sample costs "
+        f"{fmt_time(d['BM_W5_Sgd/1024'] / 1024)}.",
         f"- GEMM peak (PyTorch on {peak['blas']}, 2000³, float64; the better of the medians at the "
         f"start and at the end of the run): {peak['1']:.1f} GFLOP/s on "
         f"1 thread, {peak['all']:.1f} on {T}. Streaming read (NumPy sum over 62.7 MB): "
