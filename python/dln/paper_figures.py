@@ -797,66 +797,81 @@ def hou_mnist(root):
     _finish(fig, root, "hou_mnist", held)
 
 
+EOS_ETAS = {2: ("0.40", "0.444", "0.50"), 3: ("0.32", "0.38", "0.45"), 4: ("0.30", "0.36", "0.42")}
+
+
 def eos_linear(root):
-    """The edge of stability in a deep linear net (Cohen et al. 2021): the sharpness against
-    2/eta at three step sizes, a small step and a balanced start, with the loss."""
+    """The edge of stability in deep linear nets (Cohen et al. 2021): per depth, the sharpness
+    against 2/eta at three step sizes, a small step and a balanced start, with the loss."""
     held = []
-    names = ["eta_0.32", "eta_0.38", "eta_0.45"]
-    runs = {a: _run(os.path.join(root, "diabetes", a)) for a in
-            names + ["small_step", "balanced_start"]}
-    floor = min(c["loss"].min() for c, _ in runs.values())
-    c0 = runs["small_step"][0]
-    print(f"dln: eos-linear: 10-100-100-1 linear net, diabetes (standardised), l2, GD from "
-          f"N(0, 0.06^2); sharpness at step 0 {c0['sharpness'][0]:.3f}; small steps (eta = 0.05) "
-          f"end at a minimum of sharpness {c0['sharpness'][-1]:.3f}, the balanced start at "
-          f"{runs['balanced_start'][0]['sharpness'][-1]:.3f}")
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.8))
-    for a, (c, s) in runs.items():
-        steps = np.maximum(c["step"], 1)
-        line, = axes[0].plot(steps, c["sharpness"], label=f"{a.replace('_', ' ')}")
-        if a in names:
-            axes[0].axhline(2 / float(a.split("_")[1]), color=line.get_color(), ls="--", lw=0.8)
-            axes[2].plot(steps, c["edge"], color=line.get_color(), label=a.replace("_", " "))
-        axes[1].plot(steps, c["loss"] - floor + 1e-16, color=line.get_color(),
-                     label=a.replace("_", " "))
-    axes[0].set(xscale="log", xlabel="step", ylabel="sharpness (top Hessian eigenvalue)",
-                title="(a) sharpness; dashed: 2/eta")
-    axes[1].set(xscale="log", yscale="log", xlabel="step", ylabel="loss - lowest loss",
-                title="(b) loss")
-    axes[2].set(xscale="log", xlabel="step", ylabel="sharpness * eta / 2", title="(c) edge")
-    axes[2].axhline(1.0, color="gray", lw=0.8)
-    for ax in axes:
-        ax.legend(fontsize="small")
-    for a in names:
-        c, s = runs[a]
-        eta = float(a.split("_")[1])
-        edge = c["edge"]
-        late = edge[len(edge) // 2:]
-        rises = int((np.diff(c["loss"]) > 0).sum())
+    fig, axes = plt.subplots(3, 3, figsize=(16, 13))
+    print("dln: eos-linear: linear nets of depth 2, 3, 4 (hidden width 100) on the diabetes data "
+          "(standardised), l2, full-batch GD from N(0, 0.06^2), 10,000 steps, the sharpness at "
+          "every step")
+    for row, (depth, etas) in enumerate(EOS_ETAS.items()):
+        names = [f"d{depth}_eta_{e}" for e in etas]
+        runs = {a: _run(os.path.join(root, "diabetes", a)) for a in
+                names + [f"d{depth}_small_step", f"d{depth}_balanced_start"]}
+        floor = min(c["loss"].min() for c, _ in runs.values())
+        small = runs[f"d{depth}_small_step"][0]
+        bal = runs[f"d{depth}_balanced_start"][0]["sharpness"][-1]
+        print(f"dln: depth {depth}: sharpness at step 0 {small['sharpness'][0]:.3f}; a small step "
+              f"(eta = 0.05) ends at a minimum of sharpness {small['sharpness'][-1]:.3f}, the "
+              f"balanced start at {bal:.3f}")
+        ax = axes[row]
+        for a, (c, _) in runs.items():
+            steps = np.maximum(c["step"], 1)
+            label = a.split("_", 1)[1].replace("_", " ")
+            line, = ax[0].plot(steps, c["sharpness"], label=label)
+            if a in names:
+                ax[0].axhline(2 / float(a.rsplit("_", 1)[1]), color=line.get_color(), ls="--",
+                              lw=0.8)
+                ax[2].plot(steps, c["edge"], color=line.get_color(), label=label)
+            ax[1].plot(steps, c["loss"] - floor + 1e-16, color=line.get_color(), label=label)
+        ax[0].set(xscale="log", xlabel="step", ylabel="sharpness",
+                  title=f"depth {depth}: sharpness (dashed: 2/eta)")
+        ax[1].set(xscale="log", yscale="log", xlabel="step", ylabel="loss - lowest loss",
+                  title=f"depth {depth}: loss")
+        ax[2].set(xscale="log", xlabel="step", ylabel="sharpness * eta / 2",
+                  title=f"depth {depth}: edge")
+        ax[2].axhline(1.0, color="gray", lw=0.8)
+        for x in ax:
+            x.legend(fontsize="x-small")
+        ok_edge, ok_loss, text_edge, text_loss = True, True, [], []
+        for a in names:
+            c, _ = runs[a]
+            eta = float(a.rsplit("_", 1)[1])
+            edge = c["edge"]
+            late = edge[len(edge) // 2:]
+            rises = int((np.diff(c["loss"]) > 0).sum())
+            ok_edge = ok_edge and edge[0] < 1 <= edge.max() and 0.9 <= late.mean() <= 1.1
+            ok_loss = ok_loss and rises > 0 and c["loss"][-1] - floor < 1e-6
+            text_edge.append(f"eta = {eta}: from {edge[0]:.3f} to {edge.max():.3f}, then "
+                             f"{late.mean():.4f} [{late.min():.4f}, {late.max():.4f}]")
+            text_loss.append(f"eta = {eta}: {rises} rises, ends {c['loss'][-1] - floor:.1e} "
+                             f"above the lowest loss")
         held.append(_claim(
-            f"eta = {eta}: the sharpness rises from {c['sharpness'][0]:.3f} (edge "
-            f"{edge[0]:.3f}) past 2/eta = {2 / eta:.3f} (largest edge {edge.max():.3f}, at step "
-            f"{int(c['step'][int(np.argmax(edge))])}) and stays near it: sharpness / (2/eta) "
-            f"over the second half of the run, mean {late.mean():.4f}, range [{late.min():.4f}, "
-            f"{late.max():.4f}] (mean within [0.9, 1.1])",
-            edge[0] < 1 and edge.max() >= 1 and 0.9 <= late.mean() <= 1.1))
+            f"depth {depth}: the sharpness rises from below 2/eta past it and stays near it: "
+            f"sharpness / (2/eta) at step 0, at its largest, and its mean [range] over the "
+            f"second half of the run: " + "; ".join(text_edge) + " (mean within [0.9, 1.1])",
+            ok_edge))
         held.append(_claim(
-            f"eta = {eta}: the loss falls non-monotonically: {rises} of {len(edge) - 1} steps "
-            f"raise it, yet it ends {c['loss'][-1] - floor:.2e} above the lowest loss reached "
-            f"(from {c['loss'][0] - floor:.3f})", rises > 0 and c["loss"][-1] - floor < 1e-6))
-    cs = runs["small_step"][0]
-    held.append(_claim(
-        f"a small step (eta = 0.05, edge at most {cs['edge'].max():.3f}) never meets the edge: "
-        f"its loss never rises ({int((np.diff(cs['loss']) > 0).sum())} rises) and it ends at the "
-        f"minimum of sharpness {cs['sharpness'][-1]:.3f}, sharper than every 2/eta above, while "
-        f"the large steps end at flatter minima: "
-        + ", ".join(f"{runs[a][0]['sharpness'][-1]:.3f}" for a in names),
-        (np.diff(cs["loss"]) > 0).sum() == 0
-        and all(runs[a][0]["sharpness"][-1] < cs["sharpness"][-1] for a in names)))
-    bal = runs["balanced_start"][0]["sharpness"][-1]
-    held.append(_claim(
-        f"the edge is held only where a flatter minimum exists: the balanced minimum's sharpness "
-        f"{bal:.3f} is below 2/eta = {2 / 0.45:.3f} for the largest step", bal < 2 / 0.45))
+            f"depth {depth}: the loss falls non-monotonically to the minimum, over 10,000 steps: "
+            + "; ".join(text_loss), ok_loss))
+        finals = [runs[a][0]["sharpness"][-1] for a in names]
+        small_rises = int((np.diff(small["loss"]) > 0).sum())
+        held.append(_claim(
+            f"depth {depth}: a small step (eta = 0.05, edge at most {small['edge'].max():.3f}) "
+            f"never meets the edge ({small_rises} rises) and ends at the minimum of sharpness "
+            f"{small['sharpness'][-1]:.3f}; the large steps end at flatter ones, just inside "
+            f"their edges: " + ", ".join(f"{f:.3f} (2/eta = {2 / float(e):.3f})"
+                                         for f, e in zip(finals, etas)),
+            small_rises == 0 and all(f < small["sharpness"][-1] and f <= 2 / float(e)
+                                     for f, e in zip(finals, etas))))
+        held.append(_claim(
+            f"depth {depth}: the edge is held where a flatter minimum exists: the balanced "
+            f"minimum's sharpness {bal:.3f} is below 2/eta = {2 / float(etas[-1]):.3f} of the "
+            f"largest step", bal < 2 / float(etas[-1])))
     _finish(fig, root, "eos_linear", held)
 
 

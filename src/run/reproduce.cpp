@@ -116,9 +116,9 @@ const std::vector<Reproduction>& reproductions() {
        "(4,000 digits, SGD batch 50, 2000 steps)",
        {"papers/hou-mnist/lenet.toml"}},
       {"eos-linear",
-       "The edge of stability (Cohen et al.) in a 3-layer linear net on the diabetes data: at "
-       "three step sizes GD drives the sharpness up to 2/eta and holds it there while the loss "
-       "falls non-monotonically; a small step and a balanced start for contrast",
+       "The edge of stability (Cohen et al.) in linear nets of depth 2, 3 and 4 on the diabetes "
+       "data: at three step sizes each GD drives the sharpness up to 2/eta and holds it there "
+       "while the loss falls non-monotonically; a small step and a balanced start for contrast",
        {"papers/eos-linear/diabetes.toml"}},
       {"agd-sharpness",
        "AGD paper Section 4.4 through the Hessian: the balanced minimum of the unwhitened toy is "

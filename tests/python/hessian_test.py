@@ -275,7 +275,7 @@ class Reproductions(unittest.TestCase):
         """Both run in seconds; every claim prints the numbers it rests on, and they hold (the
         runs are deterministic: a claim that stops holding is a change of behaviour)."""
         with TempDir() as tmp:
-            for name, count in (("eos-linear", 8), ("agd-sharpness", 3)):
+            for name, count in (("eos-linear", 12), ("agd-sharpness", 3)):
                 out = run_dln("reproduce", name, "--out", tmp / name)
                 self.assertEqual(out.returncode, 0, out.stderr)
                 claims = [l for l in out.stdout.splitlines() if l.startswith("claim:")]
