@@ -62,6 +62,8 @@ void AlignedGd::step(StepCache& cache, LinearNet& net, double lr) {
         Eigen::Map<Eigen::MatrixXd>(grad_.data(), 1, grad_.size()));
     grad_ *= c;
   }
+  // With decay, dL/dw + omega w at the same rate eta / a^2.
+  if (decay_ != 0.0) wv *= 1.0 - lr * decay_ / (a * a);
   wv -= (lr / a) * grad_;
 
   // Y^ at Theta_{t + 1/L}: q = |Y^|^2, r = <Y^, Y>.
@@ -79,11 +81,12 @@ void AlignedGd::step(StepCache& cache, LinearNet& net, double lr) {
   }
   if (on_substep) on_substep(1, net);
 
-  // Layers 2 .. L: theta <- theta - theta^2/2 * c (q - r) / theta = theta (1 + c (r - q) / 2);
-  // Y^ scales by the same factor f.
+  // Layers 2 .. L: theta <- theta - theta^2/2 * c (q - r) / theta = theta (1 + c (r - q) / 2)
+  // (with decay, minus theta^2/2 omega theta); Y^ scales by the same factor f.
   double scale = 1.0;
   for (int l = 2; l <= L; ++l) {
-    const double f = 1.0 + 0.5 * c * (r - q);
+    const double theta = net.layers[l - 1](0, 0);
+    const double f = 1.0 + 0.5 * c * (r - q) - 0.5 * decay_ * theta * theta;
     net.layers[l - 1](0, 0) *= f;
     scale *= f;
     q *= f * f;

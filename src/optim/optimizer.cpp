@@ -295,7 +295,7 @@ bool trains_end_to_end(const OptimizerSpec& spec) {
 std::unique_ptr<Optimizer> make_optimizer(const OptimizerSpec& spec) {
   if (spec.kind == "gd" || spec.kind == "sgd")
     return std::make_unique<Gd>(spec.round_robin, spec.weight_decay);
-  if (spec.kind == "agd") return std::make_unique<AlignedGd>();
+  if (spec.kind == "agd") return std::make_unique<AlignedGd>(spec.weight_decay);
   if (spec.kind == "adagrad") return make_adagrad(spec.eps, spec.weight_decay);
   if (spec.kind == "adam") return make_adam(spec.beta1, spec.beta2, spec.eps, spec.weight_decay);
   if (spec.kind == "momentum")

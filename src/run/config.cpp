@@ -225,9 +225,9 @@ const std::vector<KeySpec>& config_schema() {
        "optimizer.kind=sgd|momentum|nesterov|adam|adagrad"},
       {"optimizer.weight_decay", T::kFloat, "0.0",
        "Adds weight_decay x W to every parameter's gradient before the update (PyTorch's "
-       "weight_decay; e2e: N weight_decay W_e, the sum of the layers' decays); not part of the "
-       "loss.",
-       "optimizer.kind!=agd"},
+       "weight_decay; e2e: N weight_decay W_e, the sum of the layers' decays; agd: at each "
+       "layer's own rate); not part of the loss.",
+       ""},
       {"optimizer.momentum", T::kFloat, "0.9", "Momentum coefficient mu in [0, 1).",
        "optimizer.kind=momentum|nesterov"},
       {"optimizer.beta1", T::kFloat, "0.9", "adam: decay of the first moment, in [0, 1).",

@@ -23,6 +23,9 @@ class AlignedGd final : public Optimizer {
   // Called after sub-step s = 1 .. L of every step, with the net at Theta_{t + s/L}.
   std::function<void(int, const LinearNet&)> on_substep;
 
+  // Weight decay omega: every layer's gradient g becomes g + omega W at its own rate.
+  explicit AlignedGd(double decay = 0.0) : decay_(decay) {}
+
   // Throws std::invalid_argument unless the net is d -> 1 -> ... -> 1.
   void reset(const LinearNet& net, const Problem& problem) override;
   void step(StepCache& cache, LinearNet& net, double lr) override;
@@ -35,6 +38,7 @@ class AlignedGd final : public Optimizer {
   Eigen::RowVectorXd resid_;  // data path: Y^ - Y
   bool carried_ = false;
   double yy_ = 0.0;  // ||Y||^2 (stats path: the loss from q and r)
+  double decay_ = 0.0;
 };
 
 // Why AGD cannot train this net on this problem (empty if it can).
