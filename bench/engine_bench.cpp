@@ -133,8 +133,9 @@ void BM_W4_ShallowGdDataPath(benchmark::State& s) {
 void BM_W5_OnehotLp4(benchmark::State& s) {
   run_steps(s, "w5_onehot_lp4", false);
 }
-// W5 by SGD: a step on a mini-batch of range(0) samples from the per-epoch permutations (the
-// gather, the batch's two products, and the weights' products a step needs whatever the batch).
+// W5 by SGD: a step on a mini-batch of range(0) samples from the per-epoch permutations, on
+// range(1) threads (the gather, the batch's pass, and the weights' products a step needs
+// whatever the batch).
 void BM_W5_Sgd(benchmark::State& state) {
   const dln::PreparedRun& run = prepared("w5_onehot_lp4", {"optimizer.kind=\"sgd\""});
   const dln::Problem& problem = *run.problem;
@@ -143,6 +144,8 @@ void BM_W5_Sgd(benchmark::State& state) {
   const long batch = state.range(0);
   dln::StepCache cache;
   cache.bind(problem, net);
+  dln::WorkerPool pool(static_cast<int>(state.range(1)));
+  cache.set_pool(&pool);
   cache.bind_batches(batch);
   dln::MiniBatches batches;
   batches.reset(problem.samples(), batch, false, 1);
@@ -174,6 +177,12 @@ BENCHMARK(BM_W4_ShallowGd)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMicr
 BENCHMARK(BM_W4_AgdDataPath)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_W4_ShallowGdDataPath)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_W5_OnehotLp4)->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_W5_Sgd)->Arg(16)->Arg(128)->Arg(1024)->UseRealTime()->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_W5_Sgd)
+    ->Args({16, 2})
+    ->Args({128, 1})
+    ->Args({128, 2})
+    ->Args({1024, 2})
+    ->UseRealTime()
+    ->Unit(benchmark::kMicrosecond);
 
 BENCHMARK_MAIN();

@@ -69,9 +69,10 @@ void Lanczos::load(const StateMap& state, const std::string& prefix) {
   warm_ = state_scalar(state, prefix + "warm") != 0.0;
 }
 
-void Lanczos::ritz(int j, int count, bool vectors) {
-  const double* a = alpha_.data();
-  const double* b = beta_.data();
+void Lanczos::ritz(int first, int end, int count, bool vectors) {
+  const int j = end - first;
+  const double* a = alpha_.data() + first;
+  const double* b = beta_.data() + first;
   // Gershgorin bounds of the spectrum.
   double lo = a[0], hi = a[0];
   for (int i = 0; i < j; ++i) {
@@ -80,7 +81,7 @@ void Lanczos::ritz(int j, int count, bool vectors) {
     hi = std::max(hi, a[i] + r);
   }
   const double scale = std::max(std::abs(lo), std::abs(hi));
-  const double tiny = std::max(scale, 1e-300) * kEps * kEps;
+  const double tiny = std::max(scale * kEps * kEps, std::numeric_limits<double>::min());
   for (int i = 0; i < count; ++i) {
     // The (i+1)-th largest: the eigenvalue with j - 1 - i others below it.
     const int below = j - 1 - i;
@@ -150,7 +151,7 @@ int Lanczos::run(Apply apply, void* ctx) {
   auto q0 = Q_.col(0);
   if (warm_) {
     q0 = ritz_.rowwise().sum();
-    if (!(q0.norm() > 0.0)) random_unit(q0, 0);
+    if (!q0.allFinite() || !(q0.norm() > 0.0)) random_unit(q0, 0);
     q0.normalize();
   } else {
     random_unit(q0, 0);
@@ -160,9 +161,11 @@ int Lanczos::run(Apply apply, void* ctx) {
   double scale = 0.0;
   // With k > 1, converged Ritz values are checked by restarting from a direction orthogonal to
   // the Krylov space so far: a single start vector spans one copy of each eigenspace, and an
-  // eigenvalue repeated among the top k shows up only from the restarts. The run ends when a
-  // restart's Ritz values converge without changing the top k.
+  // eigenvalue repeated among the top k shows up only from the restarts. After a restart the
+  // new block's own top Ritz pair must converge too; the run ends when it has and the top k
+  // did not change.
   bool checking = false;
+  int block = 0;  // where the current block of the tridiagonal starts
   // Continues from a fresh random direction orthogonal to Q's first j columns, with beta = 0
   // in the tridiagonal; false when there is none (the whole space is spanned).
   auto restart = [&]() {
@@ -175,13 +178,14 @@ int Lanczos::run(Apply apply, void* ctx) {
     beta_(j - 1) = 0.0;
     if (!(norm > 1e-8)) return false;
     Q_.col(j) = w_ / norm;
+    block = j;
     return true;
   };
   while (j < m_) {
     apply(ctx, Q_.col(j).data(), w_.data());
     alpha_(j) = Q_.col(j).dot(w_);
     w_.noalias() -= alpha_(j) * Q_.col(j);
-    if (j > 0) w_.noalias() -= beta_(j - 1) * Q_.col(j - 1);
+    if (j > block) w_.noalias() -= beta_(j - 1) * Q_.col(j - 1);
     for (int pass = 0; pass < 2; ++pass) {
       h_.head(j + 1).noalias() = Q_.leftCols(j + 1).transpose() * w_;
       w_.noalias() -= Q_.leftCols(j + 1) * h_.head(j + 1);
@@ -190,20 +194,28 @@ int Lanczos::run(Apply apply, void* ctx) {
     ++j;
     beta_(j - 1) = beta;
     scale = std::max({scale, std::abs(alpha_(j - 1)), beta});
-    const int count = std::min(k_, j);
-    bool all = false;
-    if (count == k_) {
-      ritz(j, count, false);
-      const double bound = tol_ * std::max(std::abs(theta_(0)), 1e-300);
-      all = true;
-      for (int i = 0; i < count; ++i) all = all && std::abs(beta * last_(i)) <= bound;
-    }
     if (j == dim_) {
       converged_ = true;
       break;
     }
+    // Residuals within tol of the largest |theta| or |alpha| (a saddle's top eigenvalue may be
+    // near 0 while others are large).
+    const int count = std::min(k_, j);
+    bool all = false;
+    double bound = 0.0;
+    bool block_done = true;
+    if (checking) {
+      ritz(block, j, 1, false);
+      bound = tol_ * std::max(std::abs(theta_(0)), scale);
+      block_done = std::abs(beta * last_(0)) <= bound;
+    }
+    if (count == k_ && block_done) {
+      ritz(0, j, count, false);
+      bound = tol_ * std::max(std::abs(theta_(0)), scale);
+      all = true;
+      for (int i = 0; i < count; ++i) all = all && std::abs(beta * last_(i)) <= bound;
+    }
     if (all) {
-      const double bound = tol_ * std::max(std::abs(theta_(0)), 1e-300);
       const bool same =
           checking && (theta_.head(count) - checked_.head(count)).cwiseAbs().maxCoeff() <= bound;
       if (k_ == 1 || same) {
@@ -220,6 +232,7 @@ int Lanczos::run(Apply apply, void* ctx) {
       continue;
     }
     if (j == m_) break;
+    if (!std::isfinite(beta)) break;  // a diverged run: no use in going on
     if (beta <= 1e3 * kEps * scale) {
       // An invariant subspace: go on from a new direction orthogonal to it.
       if (!restart()) {
@@ -231,7 +244,7 @@ int Lanczos::run(Apply apply, void* ctx) {
     }
   }
   const int count = std::min(k_, j);
-  ritz(j, count, true);
+  ritz(0, j, count, true);
   for (int i = 0; i < count; ++i) {
     values_(i) = theta_(i);
     ritz_.col(i).noalias() = Q_.leftCols(j) * s_.col(i).head(j);

@@ -106,9 +106,14 @@ class SingularValues final : public Probe {
     std::size_t at = 0;
     for (std::size_t l = 0; l < svds_.size(); ++l) {
       const Eigen::MatrixXd& W = e2e_ ? c.end_to_end() : c.net().layers[l];
+      const auto count = std::min(W.rows(), W.cols());
+      if (!W.allFinite()) {  // JacobiSVD leaves its last values on non-finite input
+        for (Eigen::Index i = 0; i < count; ++i) out[at++] = kNan;
+        continue;
+      }
       svds_[l].compute(W);
       const auto& s = svds_[l].singularValues();
-      for (Eigen::Index i = 0; i < s.size(); ++i) out[at++] = std::isfinite(s(i)) ? s(i) : kNan;
+      for (Eigen::Index i = 0; i < count; ++i) out[at++] = std::isfinite(s(i)) ? s(i) : kNan;
     }
   }
 

@@ -320,7 +320,7 @@ const std::vector<KeySpec>& config_schema() {
        ""},
       {"record.hessian_tol", T::kFloat, "1e-10",
        "Hessian probes: Lanczos stops when every Ritz pair's residual ||H y - theta y|| is at "
-       "most this times the largest |theta|.",
+       "most this times the largest |theta| (or Rayleigh quotient |alpha|).",
        ""},
       {"stop.loss", T::kFloat, "0.0", "Stop with status converged when the loss falls below it.",
        ""},

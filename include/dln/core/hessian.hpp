@@ -42,10 +42,10 @@ class Lanczos {
   void load(const StateMap& state, const std::string& prefix);
 
  private:
-  // Top `count` eigenvalues of the leading j x j block of the tridiagonal (alpha_, beta_) into
+  // Top `count` eigenvalues of the block [first, end) of the tridiagonal (alpha_, beta_) into
   // theta_, the last components of their unit eigenvectors into last_ (and, when vectors is
   // set, the eigenvectors into s_).
-  void ritz(int j, int count, bool vectors);
+  void ritz(int first, int end, int count, bool vectors);
   // A unit vector drawn from a generator seeded by the bind seed and `salt` (no state carried
   // from one draw to the next, so a resumed run draws what an uninterrupted one would).
   void random_unit(Eigen::Ref<Eigen::VectorXd> out, std::uint64_t salt) const;

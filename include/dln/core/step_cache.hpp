@@ -75,6 +75,7 @@ class StepCache {
   DataPass& sigma_pass() { return sigma_pass_; }
   void set_pool(WorkerPool* pool) {
     data_pass_.set_pool(pool);
+    batch_pass_.set_pool(pool);
     sigma_pass_.set_pool(pool);
     factor_pass_.set_pool(pool);
     factor_t_pass_.set_pool(pool);
@@ -142,6 +143,8 @@ class StepCache {
   bool batch_ = false;
   Eigen::Index batch_size_ = 0;
   Eigen::MatrixXd batch_x_, batch_y_, batch_r_, batch_g_;  // d x B, k x B, k x B, k x B
+  DataPass batch_pass_;                                    // products with batch_x_
+  std::vector<double> batch_sums_;                         // the batch loss's sum per slice
 
   std::unique_ptr<Hessian> hessian_;
   std::unique_ptr<HessianOptions> hessian_options_;
