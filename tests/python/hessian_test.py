@@ -276,7 +276,7 @@ class Reproductions(unittest.TestCase):
         runs are deterministic: a claim that stops holding is a change of behaviour)."""
         with TempDir() as tmp:
             for name, count in (("eos-linear", 12), ("agd-sharpness", 3)):
-                out = run_dln("reproduce", name, "--out", tmp / name)
+                out = run_dln("reproduce", name, "--out", tmp / name, timeout=1500)
                 self.assertEqual(out.returncode, 0, out.stderr)
                 claims = [l for l in out.stdout.splitlines() if l.startswith("claim:")]
                 self.assertEqual(len(claims), count, out.stdout)

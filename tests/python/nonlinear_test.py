@@ -523,7 +523,7 @@ class Reproduction(unittest.TestCase):
     @unittest.skipIf(SANITIZED, "a minute of float32 training; the engine's tests run above")
     def test_basu_fig2_prints_its_claims_with_numbers(self):
         with TempDir() as tmp:
-            out = run_dln("reproduce", "basu-fig2", "--out", tmp / "b")
+            out = run_dln("reproduce", "basu-fig2", "--out", tmp / "b", timeout=1500)
             self.assertEqual(out.returncode, 0, out.stderr)
             claims = [l for l in out.stdout.splitlines() if l.startswith("claim:")]
             self.assertEqual(len(claims), 6, out.stdout)
@@ -538,7 +538,7 @@ class Reproduction(unittest.TestCase):
     @unittest.skipIf(SANITIZED, "two minutes of float32 LeNet training; LeNet's test runs above")
     def test_hou_mnist_prints_its_claims_with_numbers(self):
         with TempDir() as tmp:
-            out = run_dln("reproduce", "hou-mnist", "--out", tmp / "h")
+            out = run_dln("reproduce", "hou-mnist", "--out", tmp / "h", timeout=1500)
             self.assertEqual(out.returncode, 0, out.stderr)
             claims = [l for l in out.stdout.splitlines() if l.startswith("claim:")]
             self.assertEqual(len(claims), 5, out.stdout)

@@ -27,10 +27,11 @@ every = 10
 """
 
 
-def run_dln(*args, cwd=None):
-    """Runs dln with the given arguments; returns the CompletedProcess (text mode)."""
+def run_dln(*args, cwd=None, timeout=300):
+    """Runs dln with the given arguments; returns the CompletedProcess (text mode). The
+    reproductions take a longer timeout: a minute or two alone, several on a loaded machine."""
     return subprocess.run([DLN, *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
+                          timeout=timeout)
 
 
 def write_config(path, text):
