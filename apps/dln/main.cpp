@@ -20,6 +20,7 @@
 #include "dln/io/output.hpp"
 #include "dln/loss/loss.hpp"
 #include "dln/optim/optimizer.hpp"
+#include "dln/optim/schedule.hpp"
 #include "dln/probe/probe.hpp"
 #include "dln/run/config.hpp"
 #include "dln/run/experiment.hpp"
@@ -61,6 +62,8 @@ int list(const std::string& what) {
     print_registry(dln::optimizer_registry());
   } else if (what == "datasets") {
     print_registry(dln::dataset_registry());
+  } else if (what == "schedules") {
+    print_registry(dln::schedule_registry());
   } else if (what == "config") {
     for (const auto& k : dln::config_schema())
       fmt::print("{}\t{}\t{}\t{}\t{}\n", k.key, dln::key_type_name(k.type),
@@ -295,9 +298,12 @@ int main(int argc, char** argv) {
 
   std::string what;
   auto* list_cmd = app.add_subcommand("list", "List what exists, one line each");
-  list_cmd->add_option("what", what, "metrics | losses | inits | optimizers | datasets | config")
+  list_cmd
+      ->add_option("what", what,
+                   "metrics | losses | inits | optimizers | schedules | datasets | config")
       ->required()
-      ->check(CLI::IsMember({"metrics", "losses", "inits", "optimizers", "datasets", "config"}));
+      ->check(CLI::IsMember(
+          {"metrics", "losses", "inits", "optimizers", "schedules", "datasets", "config"}));
 
   try {
     app.parse(argc, argv);

@@ -16,7 +16,8 @@ __version__ = "0.1.0"
 
 _API = {
     "run", "load", "load_sweep", "sweep", "verify", "reproduce", "reproductions", "metrics",
-    "optimizers", "losses", "inits", "datasets", "config_keys", "Trainer", "Run", "Sweep",
+    "optimizers", "schedules", "losses", "inits", "datasets", "config_keys", "Trainer", "Run",
+    "Sweep",
 }
 
 __all__ = sorted(_API | {"ConfigError", "DataError", "InputError", "OutputError", "plot"})

@@ -455,6 +455,10 @@ def optimizers():
     return pd.DataFrame(_need_core().optimizers())
 
 
+def schedules():
+    return pd.DataFrame(_need_core().schedules())
+
+
 def losses():
     return pd.DataFrame(_need_core().losses())
 

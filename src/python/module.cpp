@@ -22,6 +22,7 @@
 #include "dln/io/output.hpp"
 #include "dln/loss/loss.hpp"
 #include "dln/optim/optimizer.hpp"
+#include "dln/optim/schedule.hpp"
 #include "dln/probe/probe.hpp"
 #include "dln/run/config.hpp"
 #include "dln/run/experiment.hpp"
@@ -498,6 +499,7 @@ PYBIND11_MODULE(_core, m) {
 
   m.def("metrics", [] { return registry_rows(dln::probe_registry()); });
   m.def("optimizers", [] { return registry_rows(dln::optimizer_registry()); });
+  m.def("schedules", [] { return registry_rows(dln::schedule_registry()); });
   m.def("losses", [] { return registry_rows(dln::loss_registry()); });
   m.def("inits", [] { return registry_rows(dln::init_registry()); });
   m.def("datasets", [] { return registry_rows(dln::dataset_registry()); });
