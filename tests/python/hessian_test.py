@@ -3,6 +3,7 @@ singular-value probes (sv, sv_e2e) against independent computations from the wei
 PyTorch's autograd Hessian and a dense Hessian built by central differences of the exact
 gradients, written here in NumPy; NumPy's SVD.
 """
+import os
 import unittest
 
 import numpy as np
@@ -270,7 +271,11 @@ probes = ["loss", "sharpness", "hessian_eigs", "hessian_products"]
                              (tmp / "cut" / "metrics.csv").read_text())
 
 
+SANITIZED = os.environ.get("DLN_SANITIZED") in ("1", "ON", "TRUE", "true")
+
+
 class Reproductions(unittest.TestCase):
+    @unittest.skipIf(SANITIZED, "a minute of training 15 nets; the probes' tests run above")
     def test_the_edge_of_stability_reproductions_print_their_claims(self):
         """Both run in seconds; every claim prints the numbers it rests on, and they hold (the
         runs are deterministic: a claim that stops holding is a change of behaviour)."""
