@@ -71,8 +71,8 @@ class TorchSession final : public Session {
   at::Tensor forward(const at::Tensor& x, std::vector<at::Tensor>* pre) const;
   // forward() over many samples (without pre-activations), in chunks for convolutions.
   at::Tensor forward_all(const at::Tensor& x) const;
-  // Samples per chunk: lenet's unfolded second convolution takes 120 kB an image, lenet_tf's 1.2
-  // MB.
+  // A convolutional net's samples per chunk (lenet's unfolded second convolution takes 120 kB
+  // an image, lenet_tf's 1.2 MB); 0 for an mlp.
   long conv_chunk_ = 0;
   at::Tensor layer_weight(std::size_t g) const;
   at::Tensor data_loss(const at::Tensor& out, const at::Tensor& y, double scale) const;
@@ -92,7 +92,6 @@ class TorchSession final : public Session {
   int k_;                   // factors per layer
   std::size_t groups_ = 0;  // layers
   std::vector<LayerShape> layers_;
-  bool lenet_ = false;
   std::vector<long> hidden_size_;  // units (conv: channels x height x width) per hidden layer
   std::vector<at::Tensor> factors_, biases_, params_;
   at::Tensor X_, Y_, labels_, testX_, testY_;
@@ -158,8 +157,7 @@ TorchSession::TorchSession(const TorchRunArgs& a)
     }
   }
   layers_ = a.layers;
-  lenet_ = a.model.arch != "mlp";
-  conv_chunk_ = a.model.arch == "lenet_tf" ? 100 : 500;
+  conv_chunk_ = a.model.arch == "mlp" ? 0 : a.model.arch == "lenet_tf" ? 100 : 500;
   groups_ = layers_.size();
   if (a.init.size() != groups_ * static_cast<std::size_t>(k_))
     throw std::runtime_error("the nonlinear engine got the wrong number of initial factors");
@@ -190,7 +188,7 @@ TorchSession::TorchSession(const TorchRunArgs& a)
     std::vector<at::Tensor> pre;
     forward(X_.narrow(0, 0, 1), &pre);
     for (const auto& h : pre) hidden_size_.push_back(h.numel());
-    for (std::size_t g = 0; g + 1 < groups_ && !lenet_; ++g) {
+    for (std::size_t g = 0; g + 1 < groups_ && conv_chunk_ == 0; ++g) {
       const at::Tensor& in = factors_[(g + 1) * k_ - 1];  // rows: units' incoming weights
       const at::Tensor& out = factors_[(g + 1) * k_];     // columns: outgoing
       at::Tensor q = in.pow(2).sum(1) - out.pow(2).sum(0);
@@ -269,7 +267,7 @@ at::Tensor TorchSession::layer_weight(std::size_t g) const {
 }
 
 at::Tensor TorchSession::forward(const at::Tensor& x, std::vector<at::Tensor>* pre) const {
-  at::Tensor h = lenet_ ? x.view({x.size(0), 1, 28, 28}) : x;
+  at::Tensor h = conv_chunk_ > 0 ? x.view({x.size(0), 1, 28, 28}) : x;
   for (std::size_t g = 0; g < groups_; ++g) {
     const LayerShape& s = layers_[g];
     const at::Tensor w = layer_weight(g);
@@ -306,7 +304,7 @@ void TorchSession::ensure_full() {
   // In chunks of samples for convolutions (whose unfolded inputs would otherwise take
   // gigabytes for the whole training set); the gradients and losses summed over the chunks.
   const double scale = args_.mean ? 1.0 / static_cast<double>(n_) : 1.0;
-  const long chunk = lenet_ ? conv_chunk_ : n_;
+  const long chunk = conv_chunk_ > 0 ? conv_chunk_ : n_;
   std::vector<at::Tensor> outs;
   std::vector<std::vector<at::Tensor>> pres(groups_ - 1);
   loss_data_ = loss_ = 0.0;
@@ -340,7 +338,7 @@ void TorchSession::ensure_full() {
 }
 
 at::Tensor TorchSession::forward_all(const at::Tensor& x) const {
-  const long chunk = lenet_ ? conv_chunk_ : x.size(0);
+  const long chunk = conv_chunk_ > 0 ? conv_chunk_ : x.size(0);
   std::vector<at::Tensor> outs;
   for (long i = 0; i < x.size(0); i += chunk)
     outs.push_back(forward(x.narrow(0, i, std::min(chunk, x.size(0) - i)), nullptr));

@@ -299,9 +299,7 @@ std::string probe_unavailable(const std::string& name, const Problem& problem,
     return "probe '" + name +
            "' needs a loss with a bounded Hessian: lp with p >= 2, or a "
            "margin loss (|r|^p has unbounded curvature at r = 0 for p < 2)";
-  if ((name == "sharpness" || name == "hessian_eigs" || name == "edge" ||
-       name == "hessian_products") &&
-      end_to_end)
+  if (needs_hessian(name) && name != "sharpness_e2e" && end_to_end)
     return "probe '" + name +
            "' is the Hessian in the layers of a deep net; an end-to-end run "
            "holds W_e alone (sharpness_e2e is its Hessian)";
