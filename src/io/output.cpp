@@ -174,9 +174,11 @@ fs::path output_path(const std::string& path, const std::string& origin) {
 }
 
 void write_file_atomic(const fs::path& path, std::string_view bytes, Durability durability) {
-  const fs::path tmp =
-      path.parent_path() / ("." + path.filename().string() + ".tmp-" + std::to_string(::getpid()) +
-                            "-" + std::to_string(temp_counter++));
+  auto temporary = [&] {
+    return path.parent_path() / ("." + path.filename().string() + ".tmp-" +
+                                 std::to_string(::getpid()) + "-" + std::to_string(temp_counter++));
+  };
+  fs::path tmp = temporary();
   auto fail = [&](const std::string& what) {
     const std::string why = errno_text();
     ::unlink(tmp.c_str());
@@ -184,6 +186,11 @@ void write_file_atomic(const fs::path& path, std::string_view bytes, Durability 
   };
   {
     Fd f{::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644)};
+    // A name taken by a killed process that had the same process id: the next one.
+    for (int tries = 0; f.fd < 0 && errno == EEXIST && tries < 64; ++tries) {
+      tmp = temporary();
+      f.fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+    }
     if (f.fd < 0) throw fail("cannot create a temporary file");
     for (std::size_t done = 0; done < bytes.size();) {
       const ssize_t n = ::write(f.fd, bytes.data() + done, bytes.size() - done);
@@ -261,13 +268,37 @@ std::string foreign_content(const fs::path& dir) {
 
 namespace {
 
-// `name` or a temporary sibling of write_file_atomic (".NAME.tmp-PID-N").
+// NAME when `name` is a temporary sibling of write_file_atomic (".NAME.tmp-PID-N"), else "".
+std::string_view temporary_of(std::string_view name) {
+  if (name.size() < 2 || name.front() != '.') return {};
+  const auto at = name.rfind(".tmp-");
+  if (at == std::string_view::npos || at < 2) return {};
+  const std::string_view tail = name.substr(at + 5);
+  const auto dash = tail.find('-');
+  if (dash == std::string_view::npos || !all_digits(tail.substr(0, dash)) ||
+      !all_digits(tail.substr(dash + 1)))
+    return {};
+  return name.substr(1, at - 1);
+}
+
+// `name` or, for a temporary sibling of write_file_atomic, the name it was written for.
 std::string_view strip_temporary(std::string_view name) {
-  if (name.size() > 1 && name.front() == '.') {
-    const auto at = name.rfind(".tmp-");
-    if (at != std::string_view::npos && at > 1) return name.substr(1, at - 1);
+  const std::string_view of = temporary_of(name);
+  return of.empty() ? name : of;
+}
+
+// Removes the regular files in `dir` (not below) that are temporaries of a name `wanted` says
+// is dln's there.
+template <class Wanted>
+void remove_temporaries_in(const fs::path& dir, Wanted wanted) {
+  std::error_code ec;
+  std::vector<fs::path> stale;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    const std::string_view of = temporary_of(name);
+    if (!of.empty() && wanted(of) && fs::is_regular_file(e.symlink_status(ec))) stale.push_back(e);
   }
-  return name;
+  for (const auto& p : stale) fs::remove(p, ec);
 }
 
 bool run_file_name(std::string_view folder, std::string_view name) {
@@ -307,6 +338,24 @@ std::string foreign_in_run_dir(const fs::path& dir) {
     if (!known) return "holds " + rel + ", which is not a file of a dln run";
   }
   return ec ? "cannot be listed (" + ec.message() + ")" : "";
+}
+
+void remove_run_temporaries(const fs::path& dir) {
+  if (!is_dln_dir(dir))
+    throw std::logic_error("remove_run_temporaries: " + dir.string() + " is not dln's");
+  remove_temporaries_in(dir, [](std::string_view n) { return run_file_name("", n); });
+  for (std::string_view folder : {std::string_view("weights"), std::string_view("snapshots")})
+    if (is_real_dir(dir / folder))
+      remove_temporaries_in(dir / folder,
+                            [&](std::string_view n) { return run_file_name(folder, n); });
+}
+
+void remove_temporaries_of(const fs::path& dir, const std::vector<std::string>& names) {
+  if (!is_dln_dir(dir))
+    throw std::logic_error("remove_temporaries_of: " + dir.string() + " is not dln's");
+  remove_temporaries_in(dir, [&](std::string_view n) {
+    return std::find(names.begin(), names.end(), n) != names.end();
+  });
 }
 
 void remove_dln_dir(const fs::path& dir) {

@@ -604,6 +604,7 @@ RunResult write_run(PreparedRun& run, const std::string& dir, RecorderFilter* fi
   };
   long csv_offset = 0;
   if (resume) {
+    io::remove_run_temporaries(root);  // what the killed process was writing
     try {
       csv_offset = state_count(*resume, "csv_offset", 0,
                                static_cast<long>(fs::file_size(root / "metrics.csv")));
@@ -872,6 +873,9 @@ SweepOutcome run_points(const ConfigFile& config, const std::vector<Point>& poin
     if (!resuming) {
       io::make_staging_dir(tmp);
       io::write_file_atomic(identity_file, identity);
+    } else {
+      io::remove_temporaries_of(
+          tmp, {"points.txt", "progress.json", "runs.csv", std::string(io::kMarker)});
     }
     for (std::size_t i = 0; i < runs.size(); ++i) {
       const fs::path run_dir = tmp / points[i].name;
@@ -879,6 +883,12 @@ SweepOutcome run_points(const ConfigFile& config, const std::vector<Point>& poin
       if (auto r = read_result(run_dir)) {  // summary.json is written last, atomically
         results[i] = std::move(*r);
         ++outcome.resumed;
+        if (io::is_dln_dir(run_dir) && io::foreign_in_run_dir(run_dir).empty()) {
+          // A kill after its summary.json may have left what follows it undone.
+          io::remove_run_temporaries(run_dir);
+          io::remove_dln_file(run_dir, "checkpoint.npz");
+          io::mark_dir(run_dir, "run");
+        }
       } else if (fs::exists(fs::symlink_status(run_dir, ec)) &&
                  !has_checkpoint_of(run_dir, runs[i])) {
         restage_run_dir(run_dir);  // an unfinished run (or a torn file): redone

@@ -428,6 +428,64 @@ class Checkpoints(unittest.TestCase):
         self.assertTrue((partial / "checkpoint.npz").exists())
         return partial
 
+    def test_what_a_killed_run_was_writing_is_not_left_behind(self):
+        # A kill while a file is written leaves its temporary sibling (".NAME.tmp-PID-N"); the
+        # resumed run removes those of its own files and only those.
+        with TempDir() as tmp:
+            cfg = write_config(tmp / "c.toml", LONG.format(kind="gd", lr=0.001, steps=steps(20000),
+                                                           checkpoint=steps(200)))
+            out = run_dln("run", cfg, "--out", tmp / "whole")
+            self.assertEqual(out.returncode, 0, out.stderr)
+            partial = self.killed_with_a_checkpoint(cfg, tmp / "a")
+            stale = [partial / ".metrics.csv.tmp-4000000-0", partial / "..dln.tmp-4000000-1",
+                     partial / "snapshots" / ".step_00100.npz.tmp-4000000-2",
+                     partial / "weights" / ".W1.npy.tmp-4000000-3"]
+            (partial / "weights").mkdir(exist_ok=True)
+            for f in stale:
+                f.write_bytes(b"half")
+            out = run_dln("run", cfg, "--out", tmp / "a")
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertIn("resuming", out.stderr)
+            for f in stale:
+                self.assertFalse((tmp / "a" / f.relative_to(partial)).exists(), f.name)
+            self.assert_same_run(tmp / "whole", tmp / "a")
+            # A name that only looks like one (no process id) is not dln's: no resume.
+            partial = self.killed_with_a_checkpoint(cfg, tmp / "b")
+            (partial / ".metrics.csv.tmp-mine").write_text("mine")
+            out = run_dln("run", cfg, "--out", tmp / "b")
+            self.assertEqual(out.returncode, 2)
+            self.assertIn(".metrics.csv.tmp-mine", out.stderr)
+            self.assertEqual((partial / ".metrics.csv.tmp-mine").read_text(), "mine")
+
+    def test_a_sweep_killed_while_writing_is_resumed_without_its_temporaries(self):
+        text = LONG.format(kind="gd", lr=0.001, steps=steps(20000), checkpoint=steps(500)) + \
+            '[sweep]\n"optimizer.lr" = [0.001, 0.0005]\n'
+        with TempDir() as tmp:
+            cfg = write_config(tmp / "s.toml", text)
+            out = run_dln("sweep", cfg, "--out", tmp / "whole")
+            self.assertEqual(out.returncode, 0, out.stderr)
+            p = subprocess.Popen([DLN, "sweep", str(cfg), "--out", str(tmp / "killed")],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            partial = tmp / "killed.partial"
+            for _ in range(4000):
+                if (partial / "000" / "checkpoint.npz").exists():
+                    break
+                time.sleep(0.005)
+            p.kill()
+            p.wait()
+            self.assertTrue((partial / "000" / "checkpoint.npz").exists())
+            stale = [partial / ".progress.json.tmp-4000000-0", partial / ".runs.csv.tmp-4000000-1",
+                     partial / "000" / "snapshots" / ".step_00001.npz.tmp-4000000-2",
+                     partial / "000" / ".checkpoint.npz.tmp-4000000-3"]
+            for f in stale:
+                f.write_bytes(b"half")
+            out = run_dln("sweep", cfg, "--out", tmp / "killed")
+            self.assertEqual(out.returncode, 0, out.stderr)
+            for f in stale:
+                self.assertFalse((tmp / "killed" / f.relative_to(partial)).exists(), f.name)
+            for run in ("000", "001"):
+                self.assert_same_run(tmp / "whole" / run, tmp / "killed" / run)
+
     def test_what_dln_did_not_write_in_a_partial_directory_is_never_touched(self):
         with TempDir() as tmp:
             cfg = write_config(tmp / "c.toml", LONG.format(kind="gd", lr=0.001, steps=steps(20000),

@@ -61,6 +61,17 @@ void check_replaceable(const std::filesystem::path& target, bool force);
 // weights/W<l>.npy, snapshots/step_<k>.npz, the marker and their temporary siblings, none a
 // symbolic link; otherwise what else it holds.
 std::string foreign_in_run_dir(const std::filesystem::path& dir);
+
+// Removes what a killed dln left half-written in the run directory `dir` (dln's, e.g. a
+// DIR.partial it resumes): the temporary siblings ".NAME.tmp-PID-N" of a run's own files, at its
+// top and in weights/ and snapshots/. Nothing else is touched; call it only while no other
+// process writes there (the output's lock is held).
+void remove_run_temporaries(const std::filesystem::path& dir);
+
+// The same at the top of the directory `dir` (dln's) for the files `names` (e.g. a sweep's
+// runs.csv and progress.json).
+void remove_temporaries_of(const std::filesystem::path& dir, const std::vector<std::string>& names);
+
 // Removes a directory tree that dln wrote (it carries the marker); throws std::logic_error for
 // anything else, so that a mistake elsewhere cannot delete a user's files.
 void remove_dln_dir(const std::filesystem::path& dir);
