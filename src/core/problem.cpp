@@ -7,9 +7,11 @@
 
 namespace dln {
 
-Problem::Problem(std::shared_ptr<const Dataset> data, Loss loss, GradientPath path)
+Problem::Problem(std::shared_ptr<const Dataset> data, Loss loss, GradientPath path,
+                 bool least_squares)
     : data_(std::move(data)), loss_(loss) {
-  stats_ = loss_.is_l2() && path != GradientPath::kData;
+  least_squares_ = least_squares && loss_.is_l2();
+  stats_ = least_squares_ && path != GradientPath::kData;
   {
     // The modes of Sigma_yx = Y X^T / n (Saxe et al.): its singular triplets, for any loss.
     const auto n = static_cast<double>(data_->samples());
@@ -19,7 +21,7 @@ Problem::Problem(std::shared_ptr<const Dataset> data, Loss loss, GradientPath pa
     mode_v_ = svd.matrixV();
     mode_s_ = svd.singularValues();
   }
-  if (!loss_.is_l2()) return;
+  if (!least_squares_) return;
 
   const Eigen::MatrixXd& X = data_->X;
   const Eigen::MatrixXd& Y = data_->Y;

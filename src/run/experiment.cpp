@@ -65,8 +65,8 @@ std::string data_key(const RunSpec& spec) {
 }
 
 std::string loss_key(const RunSpec& spec) {
-  return fmt::format("kind={};p={};r={};path={}", spec.loss.kind, spec.loss.p,
-                     static_cast<int>(spec.loss.reduction), spec.loss.path);
+  return fmt::format("kind={};p={};r={};path={};engine={}", spec.loss.kind, spec.loss.p,
+                     static_cast<int>(spec.loss.reduction), spec.loss.path, spec.model.engine);
 }
 
 std::shared_ptr<const Problem> make_problem(const RunSpec& spec,
@@ -78,7 +78,8 @@ std::shared_ptr<const Problem> make_problem(const RunSpec& spec,
       spec.loss.kind == "logistic"      ? Loss::margin(LossKind::kLogistic, spec.loss.reduction)
       : spec.loss.kind == "exponential" ? Loss::margin(LossKind::kExponential, spec.loss.reduction)
                                         : Loss(spec.loss.p, spec.loss.reduction);
-  return std::make_shared<const Problem>(std::move(data), loss, path);
+  // The torch engine reads the data only: no least-squares optimum or statistics.
+  return std::make_shared<const Problem>(std::move(data), loss, path, spec.model.engine != "torch");
 }
 
 std::string number(double v) {
@@ -116,7 +117,8 @@ double net_bytes(const std::vector<int>& widths) {
 // the l2 loss, the least-squares solve (two n x d copies) and the d x d statistics.
 double problem_bytes(const RunSpec& spec, double d, double n, double k) {
   double total = (d + k) * n + 2.0 * k * n + 2.0 * k * d;
-  const bool l2 = (spec.loss.kind == "lp" || spec.loss.kind == "l2") && spec.loss.p == 2.0;
+  const bool l2 = spec.model.engine != "torch" &&
+                  (spec.loss.kind == "lp" || spec.loss.kind == "l2") && spec.loss.p == 2.0;
   if (l2) total += 2.0 * n * d + 3.0 * d * d;
   return 8.0 * total;
 }

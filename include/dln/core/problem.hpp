@@ -19,7 +19,10 @@ enum class GradientPath {
 
 class Problem {
  public:
-  Problem(std::shared_ptr<const Dataset> data, Loss loss, GradientPath path = GradientPath::kAuto);
+  // `least_squares` false: no optimum and no sufficient statistics (the torch engine's
+  // problems, which only read the data; they cost O(n d^2) to make, seconds on MNIST).
+  Problem(std::shared_ptr<const Dataset> data, Loss loss, GradientPath path = GradientPath::kAuto,
+          bool least_squares = true);
 
   const Dataset& data() const { return *data_; }
   const Loss& loss() const { return loss_; }
@@ -29,7 +32,7 @@ class Problem {
   Eigen::Index samples() const { return data_->samples(); }
 
   // l2 only: the minimum-norm least-squares end-to-end matrix W_* = argmin ||W X - Y||_F.
-  bool has_optimum() const { return loss_.is_l2(); }
+  bool has_optimum() const { return least_squares_; }
   const Eigen::MatrixXd& optimum() const { return w_star_; }
 
   // Stats path (l2 only): L(W_e) = a/2 ||W_e F - T||_F^2 + floor, dL/dW_e = a (W_e F - T) F^T,
@@ -53,6 +56,7 @@ class Problem {
   std::shared_ptr<const Dataset> data_;
   Loss loss_;
   bool stats_ = false;
+  bool least_squares_ = false;
   Eigen::MatrixXd w_star_, sigma_xx_, sigma_yx_, factor_, factor_t_, target_, mode_u_, mode_v_;
   Eigen::VectorXd mode_s_;
   double stats_scale_ = 0.0, floor_ = 0.0, offset_ = 0.0;
