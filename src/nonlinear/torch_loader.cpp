@@ -4,6 +4,7 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <filesystem>
 #include <mutex>
 #include <stdexcept>
@@ -37,6 +38,12 @@ const Plugin& plugin() {
   static std::once_flag once;
   std::call_once(once, [] {
     const std::string path = plugin_path();
+    // OpenMP threads that spin after each parallel region of libtorch take the cores from
+    // OpenBLAS's own threads, which do its GEMMs: on two cores a W6 step took 2.5x as long
+    // (docs/performance.md). Passive waiting, unless the user chose a policy; libgomp reads it
+    // when the plugin loads it (a process that already has OpenMP keeps its own).
+    if (!std::getenv("OMP_WAIT_POLICY") && !std::getenv("GOMP_SPINCOUNT"))
+      ::setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
     void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (!handle) {
       const char* why = dlerror();

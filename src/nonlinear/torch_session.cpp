@@ -10,14 +10,15 @@
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/grad_mode.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <map>
+#include <numeric>
 #include <random>
 #include <stdexcept>
-#include <unordered_map>
 
 #include "dln/nonlinear/torch_engine.hpp"
 #include "dln/optim/batches.hpp"
@@ -489,7 +490,21 @@ void TorchSession::columns() {
 }
 
 double to_double(const at::Tensor& t) {
-  return t.to(at::kDouble).item<double>();
+  return t.item<double>();
+}
+
+// The largest singular value, as the square root of the largest eigenvalue of the smaller
+// Gram matrix in double (relative error ~ machine epsilon for the largest; a third of the
+// time of a full SVD).
+double spectral_norm(const at::Tensor& w) {
+  const at::Tensor d = w.to(at::kDouble);
+  const at::Tensor gram = d.size(0) <= d.size(1) ? d.mm(d.t()) : d.t().mm(d);
+  return std::sqrt(std::max(0.0, at::linalg_eigvalsh(gram).max().item<double>()));
+}
+
+// The fraction of true entries of a boolean tensor (counted as integers: no tensor of doubles).
+double fraction(const at::Tensor& mask) {
+  return static_cast<double>(mask.sum().item<std::int64_t>()) / static_cast<double>(mask.numel());
 }
 
 void TorchSession::measure(std::span<double> row) {
@@ -498,8 +513,15 @@ void TorchSession::measure(std::span<double> row) {
   std::size_t o = 0;
   const std::size_t m = factors_.size();
   auto accuracy = [&](const at::Tensor& out, const at::Tensor& y) {
-    if (y.size(1) == 1) return to_double((out.sign() == y.sign()).to(at::kDouble).mean());
-    return to_double((out.argmax(1) == y.argmax(1)).to(at::kDouble).mean());
+    if (y.size(1) == 1) return fraction(out.sign() == y.sign());
+    return fraction(out.argmax(1) == y.argmax(1));
+  };
+  // The activation patterns D_l (n, width), made once for the probes that read them.
+  std::vector<at::Tensor> masks;
+  auto patterns = [&]() -> const std::vector<at::Tensor>& {
+    if (masks.empty())
+      for (const auto& h : pre_) masks.push_back((h > 0).reshape({n_, -1}).contiguous());
+    return masks;
   };
   // Time derivatives of W^T W and W W^T along -grad: -(G^T W + W^T G), -(G W^T + W G^T).
   auto gram_rate = [&](std::size_t i, bool left) {
@@ -528,8 +550,7 @@ void TorchSession::measure(std::span<double> row) {
     } else if (p == "fro") {
       for (std::size_t i = 0; i < m; ++i) row[o++] = to_double(factors_[i].norm());
     } else if (p == "spectral") {
-      for (std::size_t i = 0; i < m; ++i)
-        row[o++] = to_double(at::linalg_svdvals(factors_[i].to(at::kDouble)).max());
+      for (std::size_t i = 0; i < m; ++i) row[o++] = spectral_norm(factors_[i]);
     } else if (p == "grad_fro") {
       for (std::size_t i = 0; i < m; ++i) row[o++] = to_double(grads_[i].norm());
     } else if (p == "balance") {
@@ -548,39 +569,54 @@ void TorchSession::measure(std::span<double> row) {
         row[o++] = to_double((q.to(at::kDouble) - q0_[g]).abs().max());
       }
     } else if (p == "active") {
-      for (const auto& h : pre_) row[o++] = to_double((h > 0).to(at::kDouble).mean());
+      for (const auto& mask : patterns()) row[o++] = fraction(mask);
     } else if (p == "pattern_flips") {
       const bool first = last_mask_.empty();
       for (std::size_t l = 0; l < pre_.size(); ++l) {
-        at::Tensor mask = (pre_[l] > 0).reshape({n_, -1});
+        const at::Tensor& mask = patterns()[l];
         if (first) {
           row[o++] = 0.0;
           last_mask_.push_back(mask);
         } else {
-          row[o++] = to_double((mask != last_mask_[l]).to(at::kDouble).mean());
+          row[o++] = fraction(mask != last_mask_[l]);
           last_mask_[l] = mask;
         }
       }
     } else if (p == "pattern_agreement") {
       // Same-class pairs (i, j), i < j, whose patterns at layer l are equal, over all same-class
-      // pairs: samples grouped by (class, pattern) and the pairs in each group counted.
-      for (const auto& h : pre_) {
-        const at::Tensor mask = (h > 0).reshape({n_, -1}).contiguous();
-        const long width = mask.size(1);
+      // pairs: the samples sorted by (class, pattern), the pairs within each run counted.
+      auto pairs = [](long c) { return 0.5 * static_cast<double>(c) * static_cast<double>(c - 1); };
+      std::vector<long> order(static_cast<std::size_t>(n_));
+      for (const auto& mask : patterns()) {
+        const auto width = static_cast<std::size_t>(mask.size(1));
         const bool* bits = mask.data_ptr<bool>();
-        std::unordered_map<std::string, long> groups;
-        std::unordered_map<std::int64_t, long> classes;
-        std::string key;
-        for (long i = 0; i < n_; ++i) {
-          key.assign(reinterpret_cast<const char*>(&class_of_[static_cast<std::size_t>(i)]), 8);
-          key.append(reinterpret_cast<const char*>(bits + i * width),
-                     static_cast<std::size_t>(width));
-          ++groups[key];
-          ++classes[class_of_[static_cast<std::size_t>(i)]];
-        }
+        auto row_of = [&](long i) { return bits + static_cast<std::size_t>(i) * width; };
+        auto cls = [&](long i) { return class_of_[static_cast<std::size_t>(i)]; };
+        std::iota(order.begin(), order.end(), 0L);
+        std::sort(order.begin(), order.end(), [&](long a, long b) {
+          if (cls(a) != cls(b)) return cls(a) < cls(b);
+          return std::memcmp(row_of(a), row_of(b), width) < 0;
+        });
         double same = 0.0, all = 0.0;
-        for (const auto& [k, c] : groups) same += 0.5 * static_cast<double>(c) * (c - 1);
-        for (const auto& [k, c] : classes) all += 0.5 * static_cast<double>(c) * (c - 1);
+        long same_run = 0, class_run = 0;
+        for (std::size_t r = 0; r < order.size(); ++r) {
+          const long i = order[r];
+          const bool new_class = r == 0 || cls(i) != cls(order[r - 1]);
+          const bool new_pattern =
+              new_class || std::memcmp(row_of(i), row_of(order[r - 1]), width) != 0;
+          if (new_class) {
+            all += pairs(class_run);
+            class_run = 0;
+          }
+          if (new_pattern) {
+            same += pairs(same_run);
+            same_run = 0;
+          }
+          ++class_run;
+          ++same_run;
+        }
+        all += pairs(class_run);
+        same += pairs(same_run);
         row[o++] = all > 0 ? same / all : NAN;
       }
     } else if (p == "partial") {
@@ -588,7 +624,7 @@ void TorchSession::measure(std::span<double> row) {
       for (std::size_t l = 0; l < pre_.size(); ++l) {
         const at::Tensor rows = layer_weight(l).pow(2).sum(1);
         for (int s = 0; s < args_.partial_samples; ++s)
-          row[o++] = s < n_ ? std::sqrt(to_double((rows * (pre_[l][s] > 0)).sum())) : NAN;
+          row[o++] = s < n_ ? std::sqrt(to_double((rows * patterns()[l][s]).sum())) : NAN;
       }
     }
   }
