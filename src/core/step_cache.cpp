@@ -65,7 +65,7 @@ void StepCache::bind(const Problem& problem, const LinearNet& net) {
   grad_tmp_.assign(L, {});
   suffix_first_.assign(L, true);
   for (int l = 1; l <= L; ++l) {
-    prefix_[l - 1].resize(n[l], d);
+    if (l > 1) prefix_[l - 1].resize(n[l], d);  // P_1 is W_1 itself
     if (l < L) suffix_[l].resize(k, n[l]);
     layer_grads_[l - 1].resize(n[l], n[l - 1]);
     // Associate S_l^T G P_{l-1}^T in the cheaper order.
@@ -114,11 +114,12 @@ const Eigen::MatrixXd& StepCache::end_to_end() {
 const Eigen::MatrixXd& StepCache::prefix(int l) {
   if (!has(kProducts)) {
     const auto& W = net_->layers;
-    prefix_[0] = W[0];
-    for (std::size_t i = 1; i < W.size(); ++i) multiply(prefix_[i], W[i], prefix_[i - 1]);
+    for (std::size_t i = 1; i < W.size(); ++i)
+      multiply_sliced(pool_, prefix_[i], W[i], i == 1 ? W[0] : prefix_[i - 1]);
     valid_ |= kProducts;
   }
-  return prefix_[l - 1];
+  // P_1 = W_1, not copied: a step's weights change only after what it reads of them.
+  return l == 1 ? net_->layers[0] : prefix_[l - 1];
 }
 
 const Eigen::MatrixXd& StepCache::suffix(int l) {
@@ -127,7 +128,7 @@ const Eigen::MatrixXd& StepCache::suffix(int l) {
     const auto& W = net_->layers;
     const int L = net_->depth();
     if (L > 1) suffix_[L - 1] = W[L - 1];
-    for (int i = L - 2; i >= 1; --i) multiply(suffix_[i], suffix_[i + 1], W[i]);
+    for (int i = L - 2; i >= 1; --i) multiply_sliced(pool_, suffix_[i], suffix_[i + 1], W[i]);
     valid_ |= kSuffixes;
   }
   return suffix_[l];
@@ -282,15 +283,15 @@ const Eigen::MatrixXd& StepCache::layer_gradient(int l) {
   if (L == 1) {
     out = G;
   } else if (l == L) {
-    multiply(out, G, prefix(l - 1).transpose());
+    multiply_sliced(pool_, out, G, prefix(l - 1).transpose());
   } else if (l == 1) {
-    multiply(out, suffix(l).transpose(), G);
+    multiply_sliced(pool_, out, suffix(l).transpose(), G);
   } else if (suffix_first_[l - 1]) {
-    multiply(grad_tmp_[l - 1], suffix(l).transpose(), G);
-    multiply(out, grad_tmp_[l - 1], prefix(l - 1).transpose());
+    multiply_sliced(pool_, grad_tmp_[l - 1], suffix(l).transpose(), G);
+    multiply_sliced(pool_, out, grad_tmp_[l - 1], prefix(l - 1).transpose());
   } else {
-    multiply(grad_tmp_[l - 1], G, prefix(l - 1).transpose());
-    multiply(out, suffix(l).transpose(), grad_tmp_[l - 1]);
+    multiply_sliced(pool_, grad_tmp_[l - 1], G, prefix(l - 1).transpose());
+    multiply_sliced(pool_, out, suffix(l).transpose(), grad_tmp_[l - 1]);
   }
   return out;
 }

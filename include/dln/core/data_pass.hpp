@@ -5,10 +5,12 @@
 #pragma once
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "dln/core/multiply.hpp"
@@ -45,6 +47,44 @@ class WorkerPool {
   void* ctx_ = nullptr;
   std::atomic<int> next_{0};
 };
+
+// dst = a b with dst's columns cut into slices fixed by the sizes alone (at least 2^17
+// multiply-adds each, at most 16, widths a multiple of 4), run on `pool` (here, in order, when
+// it is null): the same numbers bit for bit whatever the number of threads. A product of less
+// than two slices' work is one multiply. Nothing is allocated (dst must have its size, or be a
+// plain matrix that is resized).
+template <class Dst, class A, class B>
+void multiply_sliced(WorkerPool* pool, Dst& dst, const A& a, const B& b) {
+  constexpr double kWork = 1 << 17;
+  constexpr Eigen::Index kMaxSlices = 16;
+  const Eigen::Index n = b.cols();
+  const double work = double(a.rows()) * double(a.cols()) * double(n);
+  Eigen::Index slices = std::min<Eigen::Index>(static_cast<Eigen::Index>(work / kWork), kMaxSlices);
+  Eigen::Index width = slices >= 2 ? (n + slices - 1) / slices : n;
+  width = (width + 3) / 4 * 4;
+  slices = width > 0 ? (n + width - 1) / width : 1;
+  if (slices < 2) {
+    multiply(dst, a, b);
+    return;
+  }
+  if constexpr (std::is_base_of_v<Eigen::PlainObjectBase<Dst>, Dst>) dst.resize(a.rows(), n);
+  struct Context {
+    Dst* dst;
+    const A* a;
+    const B* b;
+    Eigen::Index n, width;
+  } ctx{&dst, &a, &b, n, width};
+  auto task = [](void* p, int s) {
+    const auto& c = *static_cast<Context*>(p);
+    const Eigen::Index lo = s * c.width, w = std::min(c.width, c.n - lo);
+    multiply(c.dst->middleCols(lo, w), *c.a, c.b->middleCols(lo, w));
+  };
+  if (pool != nullptr) {
+    pool->run(static_cast<int>(slices), task, &ctx);
+  } else {
+    for (int s = 0; s < static_cast<int>(slices); ++s) task(&ctx, s);
+  }
+}
 
 class DataPass {
  public:

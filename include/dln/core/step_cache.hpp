@@ -74,6 +74,7 @@ class StepCache {
   // Products with Sigma_xx (stats path; k-row matrices), on the same pool.
   DataPass& sigma_pass() { return sigma_pass_; }
   void set_pool(WorkerPool* pool) {
+    pool_ = pool;
     data_pass_.set_pool(pool);
     batch_pass_.set_pool(pool);
     sigma_pass_.set_pool(pool);
@@ -125,6 +126,7 @@ class StepCache {
   std::vector<Eigen::MatrixXd> prefix_;  // prefix_[l - 1] = P_l
   std::vector<Eigen::MatrixXd> suffix_;  // suffix_[l] = S_l
   Eigen::MatrixXd residual_, dloss_;     // k x n (data path): W_e X - Y and dL/dY_hat
+  WorkerPool* pool_ = nullptr;           // the large weight products' (multiply_sliced)
   DataPass data_pass_;
   std::vector<double> loss_sums_;  // data path: the loss's sum per slice of the data
   DataPass sigma_pass_, factor_pass_, factor_t_pass_;  // stats path: Sigma_xx, F and F^T
