@@ -77,12 +77,9 @@ void WorkerPool::work() {
 
 namespace {
 
-// A product of at least two slices' work is cut into slices of at least kSliceWork
-// multiply-adds and kMinSliceColumns columns, at most kMaxSlices of them. Sizes alone decide,
-// never the thread count.
-constexpr double kSliceWork = 1 << 17;
+// Slices of the data also have at least kMinSliceColumns columns (kSliceWork, kMaxSlices: the
+// header).
 constexpr Eigen::Index kMinSliceColumns = 64;
-constexpr Eigen::Index kMaxSlices = 16;
 constexpr double kMaxPartialBytes = 32.0 * (1 << 20);
 
 // The blocked fused pass. Eigen's GEMM copies (packs) X before multiplying, twice a step, and

@@ -9,7 +9,7 @@ import unittest
 import numpy as np
 import torch
 
-from support import (TempDir, kill_at_first_checkpoint_then_resume, read_metrics, run_dln,
+from support import (TempDir, run_whole_then_killed_and_resumed, read_metrics, run_dln,
                      toml_list, write_config)
 
 
@@ -261,12 +261,7 @@ checkpoint_every = 50
 hessian_k = 3
 probes = ["loss", "sharpness", "hessian_eigs", "hessian_products"]
 """)
-            res = run_dln("run", cfg, "--out", tmp / "whole")
-            self.assertEqual(res.returncode, 0, res.stderr)
-            killed, res = kill_at_first_checkpoint_then_resume(cfg, tmp / "cut")
-            self.assertGreater(killed, 0)
-            self.assertEqual(res.returncode, 0, res.stderr)
-            self.assertIn("resuming", res.stderr)
+            run_whole_then_killed_and_resumed(self, cfg, tmp)
             self.assertEqual((tmp / "whole" / "metrics.csv").read_text(),
                              (tmp / "cut" / "metrics.csv").read_text())
 

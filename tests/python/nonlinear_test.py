@@ -10,7 +10,7 @@ import unittest
 import numpy as np
 import torch
 
-from support import (TempDir, kill_at_first_checkpoint_then_resume, read_metrics, run_dln,
+from support import (TempDir, run_whole_then_killed_and_resumed, read_metrics, run_dln,
                      toml_list, write_config)
 
 SANITIZED = os.environ.get("DLN_SANITIZED") in ("1", "ON", "TRUE", "true")
@@ -605,12 +605,7 @@ every = 100
 checkpoint_every = 100
 probes = ["loss", "accuracy", "pattern_flips", "neuron_balance"]
 """))
-            res = run_dln("run", cfg, "--out", tmp / "whole")
-            self.assertEqual(res.returncode, 0, res.stderr)
-            killed, res = kill_at_first_checkpoint_then_resume(cfg, tmp / "cut")
-            self.assertGreater(killed, 0)
-            self.assertEqual(res.returncode, 0, res.stderr)
-            self.assertIn("resuming", res.stderr)
+            run_whole_then_killed_and_resumed(self, cfg, tmp)
             a = [l.rsplit(",", 1)[0] for l in (tmp / "whole" / "metrics.csv").read_text().split()]
             b = [l.rsplit(",", 1)[0] for l in (tmp / "cut" / "metrics.csv").read_text().split()]
             self.assertEqual(a, b)

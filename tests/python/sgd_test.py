@@ -9,7 +9,7 @@ import unittest
 import numpy as np
 import torch
 
-from support import (TempDir, kill_at_first_checkpoint_then_resume, read_metrics, run_dln,
+from support import (TempDir, run_whole_then_killed_and_resumed, read_metrics, run_dln,
                      toml_list, write_config)
 
 M64 = (1 << 64) - 1
@@ -199,11 +199,7 @@ class MiniBatches(unittest.TestCase):
             body = ('[optimizer]\nkind = "momentum"\nlr = {lr}\nsteps = 20000\nbatch_size = 32\n'
                     '[record]\nevery = 100\ncheckpoint_every = 100\nprobes = ["loss", "fro"]\n')
             cfg = write_config(tmp / "k.toml", config("k", [20, 30, 4], body.format(lr=0.001)))
-            self.assertEqual(run_dln("run", cfg, "--out", tmp / "whole").returncode, 0)
-            killed, res = kill_at_first_checkpoint_then_resume(cfg, tmp / "cut")
-            self.assertGreater(killed, 0)
-            self.assertEqual(res.returncode, 0, res.stderr)
-            self.assertIn("resuming", res.stderr)
+            run_whole_then_killed_and_resumed(self, cfg, tmp)
             self.assertEqual((tmp / "whole" / "metrics.csv").read_text(),
                              (tmp / "cut" / "metrics.csv").read_text())
             hot = write_config(tmp / "d.toml", config("d", [20, 30, 4], body.format(lr=50.0)))

@@ -62,23 +62,43 @@ class TempDir:
         self._dir.cleanup()
 
 
+def kill_once_written(args, path, delay=0.0, timeout=600):
+    """Starts dln with `args` and kills it with SIGKILL once `path` is on disk (`delay` seconds
+    later); a dln that ends first (or outlives `timeout` seconds) is not waited for longer.
+    Returns whether it was killed."""
+    p = subprocess.Popen([DLN, *map(str, args)], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    end = time.monotonic() + timeout
+    while p.poll() is None and not Path(path).exists() and time.monotonic() < end:
+        time.sleep(0.002)
+    killed = p.poll() is None
+    if killed:
+        time.sleep(delay)
+        p.send_signal(signal.SIGKILL)
+    p.wait()
+    return killed
+
+
 def kill_at_first_checkpoint_then_resume(cfg, out, attempts=3):
     """Starts `dln run cfg --out out` and kills it with SIGKILL once its first checkpoint is on
     disk (a little later at each attempt, up to `attempts`), then runs it to the end. Returns
     (times killed, the last run's CompletedProcess)."""
     out = Path(out)
+    check = out.parent / (out.name + ".partial") / "checkpoint.npz"
     killed = 0
     for _ in range(attempts):
-        p = subprocess.Popen([DLN, "run", str(cfg), "--out", str(out)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        check = out.parent / (out.name + ".partial") / "checkpoint.npz"
-        while p.poll() is None and not check.exists():
-            time.sleep(0.002)
-        if p.poll() is None:
-            time.sleep(0.05 * killed)
-            p.send_signal(signal.SIGKILL)
-            killed += 1
-        p.wait()
+        killed += kill_once_written(["run", cfg, "--out", out], check, delay=0.05 * killed)
         if out.exists():
             break
     return killed, run_dln("run", cfg, "--out", out)
+
+
+def run_whole_then_killed_and_resumed(case, cfg, tmp):
+    """Runs `cfg` uninterrupted into tmp/whole and, killed at its first checkpoint and resumed,
+    into tmp/cut; asserts that it was killed, resumed and finished."""
+    res = run_dln("run", cfg, "--out", tmp / "whole")
+    case.assertEqual(res.returncode, 0, res.stderr)
+    killed, res = kill_at_first_checkpoint_then_resume(cfg, tmp / "cut")
+    case.assertGreater(killed, 0)
+    case.assertEqual(res.returncode, 0, res.stderr)
+    case.assertIn("resuming", res.stderr)

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from support import SYNTHETIC, DLN, TempDir, read_metrics, run_dln, write_config
+from support import (SYNTHETIC, DLN, TempDir, kill_once_written, read_metrics, run_dln,
+                     write_config)
 
 ROOT = Path(__file__).resolve().parents[2]
 # Under the sanitizers dln runs some 20x slower: the long runs here take a tenth of the steps.
@@ -392,14 +393,9 @@ class Checkpoints(unittest.TestCase):
         with TempDir() as tmp:
             cfg = write_config(tmp / "c.toml", LONG.format(kind="gd", lr=0.001, steps=steps(20000),
                                                      checkpoint=steps(500)))
-            p = subprocess.Popen([DLN, "run", str(cfg), "--out", str(tmp / "o")],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            for _ in range(400):  # until the first checkpoint is on disk
-                if (tmp / "o.partial" / "checkpoint.npz").exists():
-                    break
-                time.sleep(0.01)
-            p.kill()
-            p.wait()
+            # Killed once the first checkpoint is on disk.
+            kill_once_written(["run", cfg, "--out", tmp / "o"],
+                              tmp / "o.partial" / "checkpoint.npz")
             self.assertTrue((tmp / "o.partial" / "checkpoint.npz").exists())
             # The checkpoint holds the state under the names docs/config.md gives.
             with np.load(tmp / "o.partial" / "checkpoint.npz") as z:
@@ -416,15 +412,8 @@ class Checkpoints(unittest.TestCase):
             self.assertEqual((tmp / "p.partial").read_text(), "mine")
 
     def killed_with_a_checkpoint(self, cfg, out):
-        p = subprocess.Popen([DLN, "run", str(cfg), "--out", str(out)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         partial = Path(str(out) + ".partial")
-        for _ in range(2000):
-            if (partial / "checkpoint.npz").exists():
-                break
-            time.sleep(0.005)
-        p.kill()
-        p.wait()
+        kill_once_written(["run", cfg, "--out", out], partial / "checkpoint.npz")
         self.assertTrue((partial / "checkpoint.npz").exists())
         return partial
 
@@ -464,15 +453,9 @@ class Checkpoints(unittest.TestCase):
             cfg = write_config(tmp / "s.toml", text)
             out = run_dln("sweep", cfg, "--out", tmp / "whole")
             self.assertEqual(out.returncode, 0, out.stderr)
-            p = subprocess.Popen([DLN, "sweep", str(cfg), "--out", str(tmp / "killed")],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             partial = tmp / "killed.partial"
-            for _ in range(4000):
-                if (partial / "000" / "checkpoint.npz").exists():
-                    break
-                time.sleep(0.005)
-            p.kill()
-            p.wait()
+            kill_once_written(["sweep", cfg, "--out", tmp / "killed"],
+                              partial / "000" / "checkpoint.npz")
             self.assertTrue((partial / "000" / "checkpoint.npz").exists())
             stale = [partial / ".progress.json.tmp-4000000-0", partial / ".runs.csv.tmp-4000000-1",
                      partial / "000" / "snapshots" / ".step_00001.npz.tmp-4000000-2",

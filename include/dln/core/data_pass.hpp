@@ -48,6 +48,11 @@ class WorkerPool {
   std::atomic<int> next_{0};
 };
 
+// A product of at least two slices' work is cut into slices of at least kSliceWork
+// multiply-adds, at most kMaxSlices of them. Sizes alone decide, never the thread count.
+inline constexpr double kSliceWork = 1 << 17;
+inline constexpr Eigen::Index kMaxSlices = 16;
+
 // dst = a b with dst's columns cut into slices fixed by the sizes alone (at least 2^17
 // multiply-adds each, at most 16, widths a multiple of 4), run on `pool` (here, in order, when
 // it is null): the same numbers bit for bit whatever the number of threads. A product of less
@@ -55,11 +60,10 @@ class WorkerPool {
 // plain matrix that is resized).
 template <class Dst, class A, class B>
 void multiply_sliced(WorkerPool* pool, Dst& dst, const A& a, const B& b) {
-  constexpr double kWork = 1 << 17;
-  constexpr Eigen::Index kMaxSlices = 16;
   const Eigen::Index n = b.cols();
   const double work = double(a.rows()) * double(a.cols()) * double(n);
-  Eigen::Index slices = std::min<Eigen::Index>(static_cast<Eigen::Index>(work / kWork), kMaxSlices);
+  Eigen::Index slices =
+      std::min<Eigen::Index>(static_cast<Eigen::Index>(work / kSliceWork), kMaxSlices);
   Eigen::Index width = slices >= 2 ? (n + slices - 1) / slices : n;
   width = (width + 3) / 4 * 4;
   slices = width > 0 ? (n + width - 1) / width : 1;
